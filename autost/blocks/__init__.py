@@ -1,0 +1,20 @@
+"""Building blocks, each kind in its registry: stems, attention, MLPs, input coding, TIM."""
+
+from autost.blocks.attention import ATTENTIONS, Attention
+from autost.blocks.coding import CODINGS, Coding
+from autost.blocks.common import LayerCost, ShortcutBranch
+from autost.blocks.mlp import MLPS
+from autost.blocks.stems import STEMS, QKDownsample, Stem
+
+__all__ = [
+    "ATTENTIONS",
+    "CODINGS",
+    "MLPS",
+    "STEMS",
+    "Attention",
+    "Coding",
+    "LayerCost",
+    "QKDownsample",
+    "ShortcutBranch",
+    "Stem",
+]

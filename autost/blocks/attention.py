@@ -1,0 +1,155 @@
+"""Spiking attention mechanisms on ``[T, B, N, C]`` tokens, each in the ``ATTENTIONS`` registry.
+
+Every mechanism is a :class:`ShortcutBranch` (so it works with spike and membrane shortcuts),
+ends in a biased token-wise projection with BN, and lists its layers in ``costs``.
+
+- ``ssa`` (Spikformer): Q, K, V = LIF(BN(W x)); out = LIF_0.5(Q K^T V * scale), no softmax.
+  The product is evaluated as Q (K^T V) when N > head width, else (Q K^T) V — the same integers.
+- ``sdsa`` (Spike-driven Transformer): out = Q * LIF_0.5(sum over tokens of K * V), column-wise;
+  only masks and additions, no matrix product.
+- ``qk-token`` (QKFormer): per head, a token mask LIF_0.5(sum of Q over the head's channels)
+  selects tokens of K; ``qk-channel``: a channel mask LIF_0.5(sum of Q over tokens) selects
+  channels of K. Linear in N, no V.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from autost.blocks.common import (
+    LayerCost,
+    LinearBN,
+    ShortcutBranch,
+    matmul_cost,
+    neuron_cost,
+    spiking_neuron,
+)
+from autost.config import ArchConfig
+from autost.registry import Registry
+
+ATTENTIONS: Registry[type[Attention]] = Registry("attention")
+
+
+class Attention(ShortcutBranch):
+    """Base: spiking projections named ``q``, ``k`` (and ``v``) and an output projection."""
+
+    projections: tuple[str, ...] = ("q", "k", "v")
+
+    def __init__(self, cfg: ArchConfig, layer: int) -> None:
+        super().__init__(cfg)
+        self.dim = cfg.layer_dims[layer]
+        self.heads = cfg.num_heads[layer]
+        self.scale = cfg.attn_scale
+        for p in self.projections:
+            self.add_module(p, LinearBN(self.dim, self.dim, bias=cfg.qkv_bias))
+            self.add_module(f"{p}_lif", spiking_neuron(cfg.neuron))
+        self.attn_lif = spiking_neuron(cfg.neuron, cfg.neuron.attn_threshold)
+        self.proj = LinearBN(self.dim, self.dim, bias=True)
+
+    def spikes(self, name: str, x: Tensor) -> Tensor:
+        """Spikes of projection ``name`` (``q``, ``k`` or ``v``) of the input spikes ``x``."""
+        out: Tensor = getattr(self, f"{name}_lif")(getattr(self, name)(x))
+        return out
+
+    @classmethod
+    def core_costs(
+        cls, cfg: ArchConfig, layer: int, tokens: int, name: str
+    ) -> list[LayerCost]:
+        """Rows between the projections and the output projection (products, masks)."""
+        return []
+
+    @classmethod
+    def costs(cls, cfg: ArchConfig, layer: int, tokens: int, name: str) -> list[LayerCost]:
+        """Analytic rows of the attention of encoder block ``layer`` with ``tokens`` tokens."""
+        dim, t = cfg.layer_dims[layer], cfg.timesteps
+        rows: list[LayerCost] = []
+        for p in cls.projections:
+            rows += LinearBN.costs(f"{name}.{p}", dim, dim, tokens, t, bias=cfg.qkv_bias)
+            rows.append(neuron_cost(f"{name}.{p}_lif", cfg))
+        rows += cls.core_costs(cfg, layer, tokens, name)
+        rows.append(neuron_cost(f"{name}.attn_lif", cfg))
+        rows += LinearBN.costs(f"{name}.proj", dim, dim, tokens, t, bias=True)
+        return rows + cls.shortcut_costs(cfg, name)
+
+
+@ATTENTIONS.register("ssa")
+class SSA(Attention):
+    """Spikformer's spiking self-attention."""
+
+    def __init__(self, cfg: ArchConfig, layer: int) -> None:
+        super().__init__(cfg, layer)
+        self.tim: nn.Module | None = None
+        if cfg.tim:
+            from autost.blocks.tim import TIM
+
+            self.tim = TIM(cfg, layer)
+
+    def branch(self, spikes: Tensor, x: Tensor) -> Tensor:
+        t, b, n, c = spikes.shape
+        h = self.heads
+        q = self.spikes("q", spikes)
+        if self.tim is not None:
+            q = self.tim(q)
+        q, k, v = (
+            s.reshape(t, b, n, h, c // h).transpose(2, 3)
+            for s in (q, self.spikes("k", spikes), self.spikes("v", spikes))
+        )
+        out = q @ (k.transpose(-2, -1) @ v) if n > c // h else (q @ k.transpose(-2, -1)) @ v
+        out = (out * self.scale).transpose(2, 3).reshape(t, b, n, c)
+        return self.proj(self.attn_lif(out))
+
+    @classmethod
+    def core_costs(
+        cls, cfg: ArchConfig, layer: int, tokens: int, name: str
+    ) -> list[LayerCost]:
+        dim, heads, t = cfg.layer_dims[layer], cfg.num_heads[layer], cfg.timesteps
+        width = dim // heads
+        # two products per head: N*N*d each for (QK^T)V, N*d*d each for Q(K^T V)
+        per_head = 2 * tokens * width * min(tokens, width)
+        rows = [matmul_cost(f"{name}.qkv", per_head * heads * t)]
+        if cfg.tim:
+            from autost.blocks.tim import TIM
+
+            rows = TIM.costs(cfg, layer, tokens, f"{name}.tim") + rows
+        return rows
+
+
+@ATTENTIONS.register("sdsa")
+class SDSA(Attention):
+    """The Spike-driven Transformer's spike-driven self-attention (SDSA, version 1).
+
+    The official code also builds a talking-heads Conv1d and an ``attn_lif`` that its forward
+    never calls; both are left out (``attn_lif`` here is its ``talking_heads_lif``).
+    """
+
+    def branch(self, spikes: Tensor, x: Tensor) -> Tensor:
+        q, k, v = (self.spikes(p, spikes) for p in ("q", "k", "v"))
+        kv = self.attn_lif((k * v).sum(dim=2, keepdim=True))
+        return self.proj(q * kv)
+
+
+@ATTENTIONS.register("qk-token")
+class QKTokenAttention(Attention):
+    """QKFormer's Q-K token attention: a per-head binary token mask applied to K."""
+
+    projections = ("q", "k")
+
+    def branch(self, spikes: Tensor, x: Tensor) -> Tensor:
+        t, b, n, c = spikes.shape
+        h = self.heads
+        q = self.spikes("q", spikes).reshape(t, b, n, h, c // h)
+        k = self.spikes("k", spikes).reshape(t, b, n, h, c // h)
+        mask = self.attn_lif(q.sum(dim=-1, keepdim=True))
+        return self.proj((mask * k).reshape(t, b, n, c))
+
+
+@ATTENTIONS.register("qk-channel")
+class QKChannelAttention(Attention):
+    """QKFormer's Q-K channel attention: a binary channel mask applied to K."""
+
+    projections = ("q", "k")
+
+    def branch(self, spikes: Tensor, x: Tensor) -> Tensor:
+        q, k = self.spikes("q", spikes), self.spikes("k", spikes)
+        mask = self.attn_lif(q.sum(dim=2, keepdim=True))
+        return self.proj(mask * k)

@@ -1,0 +1,148 @@
+"""``SpikingTransformer`` assembled from an :class:`ArchConfig`, the preset registry,
+``create_model`` and ``list_models``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from autost.blocks.attention import ATTENTIONS
+from autost.blocks.coding import CODINGS
+from autost.blocks.common import spiking_neuron
+from autost.blocks.mlp import MLPS
+from autost.blocks.stems import STEMS, QKDownsample
+from autost.config import ArchConfig
+from autost.errors import AutostError
+from autost.registry import Registry
+
+PRESETS: Registry[Callable[[], ArchConfig]] = Registry("model")
+
+
+class EncoderBlock(nn.Module):
+    """One encoder layer: attention then channel mixer, each with its own shortcut."""
+
+    def __init__(self, cfg: ArchConfig, layer: int) -> None:
+        super().__init__()
+        self.attn = ATTENTIONS.get(cfg.attention[layer])(cfg, layer)
+        self.mlp = MLPS.get(cfg.mlp)(cfg, layer)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out: Tensor = self.mlp(self.attn(x))
+        return out
+
+
+class SpikingTransformer(nn.Module):
+    """A spiking transformer built from ``config``; ``model.config`` keeps it.
+
+    ``forward`` takes a static batch ``[B, C, H, W]`` (coded over ``timesteps``) or a
+    time-major sequence ``[T, B, C, H, W]`` and returns logits ``[B, classes]`` averaged over
+    time, or ``[T, B, classes]`` with ``per_timestep=True`` (for TET-style losses).
+    """
+
+    def __init__(self, config: ArchConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.coding = CODINGS.get(config.coding)(config)
+        self.stem = STEMS.get(config.stem)(config)
+        stages = config.stages or (config.depth,)
+        self.downsample = nn.ModuleList(
+            QKDownsample(config, width) for width in config.stage_dims[1:]
+        )
+        self.blocks = nn.ModuleList(EncoderBlock(config, i) for i in range(config.depth))
+        self._stage_ends = [sum(stages[: s + 1]) for s in range(len(stages))]
+        self.head_lif = (
+            spiking_neuron(config.neuron) if config.shortcut == "membrane" else None
+        )
+        self.head = nn.Linear(config.embed_dim, config.num_classes)
+        self.apply(_init_weights)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Token features of the last stage, averaged over tokens: ``[T, B, D]``."""
+        x = self.coding(x)
+        tokens = self.stem(x)
+        side = self.config.image_size // self.config.stem_stride
+        start = 0
+        for stage, end in enumerate(self._stage_ends):
+            if stage > 0:
+                tokens = self.downsample[stage - 1](tokens, side)
+                side //= 2
+            for block in self.blocks[start:end]:
+                tokens = block(tokens)
+            start = end
+        return tokens.mean(dim=2)
+
+    def forward(self, x: Tensor, per_timestep: bool = False) -> Tensor:
+        feats = self.forward_features(x)
+        if self.head_lif is not None:
+            feats = self.head_lif(feats)
+        elif not per_timestep:
+            out: Tensor = self.head(feats.mean(dim=0))  # the head is linear: mean first
+            return out
+        logits: Tensor = self.head(feats)
+        return logits if per_timestep else logits.mean(dim=0)
+
+
+def _init_weights(module: nn.Module) -> None:
+    # As the reference implementations: truncated normal (std 0.02) linears with zero bias.
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+# ---------------------------------------------------------------------------------- resolving
+
+
+def resolve_config(spec: Any, **overrides: Any) -> ArchConfig:
+    """An :class:`ArchConfig` from a preset name, config, dict or JSON path, with overrides."""
+    if isinstance(spec, ArchConfig):
+        cfg = spec
+    elif isinstance(spec, Mapping):
+        cfg = ArchConfig.from_dict(spec)
+    elif isinstance(spec, (str, os.PathLike)):
+        text = str(spec)
+        if text in PRESETS:
+            cfg = PRESETS.get(text)()
+        elif text.endswith(".json") or Path(text).is_file():
+            if not Path(text).is_file():
+                raise AutostError(f"config file not found: {text}")
+            cfg = ArchConfig.from_json(Path(text))
+        else:
+            PRESETS.get(text)  # raises UnknownNameError listing close matches
+            raise AssertionError("unreachable")
+    else:
+        raise AutostError(
+            f"cannot build a model from {type(spec).__name__}; pass a preset name, an "
+            "ArchConfig, a dict or a path to a JSON config"
+        )
+    return cfg.replace(**overrides) if overrides else cfg
+
+
+def create_model(spec: Any, **overrides: Any) -> SpikingTransformer:
+    """Build a model from a preset name, an ``ArchConfig``, a dict or a JSON config path.
+
+    ``overrides`` replace config fields, e.g. ``create_model("spikformer-4-384-cifar10",
+    image_size=16, timesteps=2)``. Unknown preset names raise an error listing close matches.
+    """
+    return SpikingTransformer(resolve_config(spec, **overrides))
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered preset names matching a shell-style ``pattern``."""
+    return PRESETS.names(pattern)
+
+
+def register_model(name: str) -> Callable[[Callable[[], ArchConfig]], Callable[[], ArchConfig]]:
+    """Decorator registering a zero-argument function returning an ``ArchConfig`` as a preset."""
+    return PRESETS.register(name)
+

@@ -1,0 +1,144 @@
+"""ArchConfig: JSON round trip, schema version, per-layer broadcast, validation naming fields."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import autost
+from autost import ArchConfig, ConfigError
+from autost.config import ATTENTION_TYPES, SCHEMA_VERSION
+
+
+def test_defaults_are_spikformer_cifar() -> None:
+    cfg = ArchConfig()
+    assert cfg.num_heads == (12,) * 4
+    assert cfg.mlp_ratios == (4.0,) * 4
+    assert cfg.stem_pooling == "0011"
+    assert cfg.num_tokens == 64
+    assert cfg.neuron.tau == 2.0 and cfg.neuron.threshold == 1.0
+    assert cfg.neuron.attn_threshold == 0.5 and cfg.neuron.surrogate == "sigmoid"
+
+
+def test_per_layer_fields_broadcast_and_keep_lists() -> None:
+    cfg = ArchConfig(embed_dim=256, depth=3, num_heads=[4, 8, 4], mlp_ratios=3, attention="sdsa")
+    assert cfg.num_heads == (4, 8, 4)
+    assert cfg.mlp_ratios == (3.0, 3.0, 3.0)
+    assert cfg.attention == ("sdsa",) * 3
+
+
+@pytest.mark.parametrize("name", autost.list_models())
+def test_presets_round_trip_json(name: str, tmp_path: Path) -> None:
+    from autost.models import resolve_config
+
+    cfg = resolve_config(name)
+    assert ArchConfig.from_json(cfg.to_json()) == cfg
+    path = tmp_path / "c.json"
+    cfg.to_json(path)
+    assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION
+    assert ArchConfig.from_json(path) == cfg
+    assert ArchConfig.from_json(str(path)) == cfg
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    depth=st.integers(1, 6),
+    width_mult=st.integers(1, 8),
+    heads=st.sampled_from([1, 2, 4, 8]),
+    ratio=st.sampled_from([1.0, 2.0, 3.5, 4.0]),
+    attention=st.sampled_from(ATTENTION_TYPES),
+    timesteps=st.integers(1, 8),
+    tim=st.booleans(),
+    kind=st.sampled_from(["lif", "plif"]),
+)
+def test_random_configs_round_trip(
+    depth: int,
+    width_mult: int,
+    heads: int,
+    ratio: float,
+    attention: str,
+    timesteps: int,
+    tim: bool,
+    kind: str,
+) -> None:
+    cfg = ArchConfig(
+        embed_dim=64 * width_mult,
+        depth=depth,
+        num_heads=heads,
+        mlp_ratios=ratio,
+        attention=attention,
+        timesteps=timesteps,
+        tim=tim,
+        neuron={"kind": kind},
+    )
+    assert ArchConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+BAD: list[tuple[dict[str, Any], str]] = [
+    ({"embed_dim": 384, "num_heads": 5}, "num_heads[0]"),
+    ({"embed_dim": 384, "depth": 2, "num_heads": [12, 7]}, "num_heads[1]"),
+    ({"embed_dim": 100}, "embed_dim"),  # SPS splits the width by 8
+    ({"stem": "qk-cifar", "embed_dim": 100, "num_heads": 2}, "embed_dim"),
+    ({"attention": "softmax"}, "attention[0]"),
+    ({"timesteps": 0}, "timesteps"),
+    ({"timesteps": -3}, "timesteps"),
+    ({"image_size": 30}, "image_size"),  # "0011" pooling needs a multiple of 4
+    ({"image_size": 224, "stem_pooling": "1111", "num_heads": 12}, None),
+    ({"image_size": 100, "stem_pooling": "1111"}, "image_size"),
+    ({"stem": "sps", "stem_pooling": "011"}, "stem_pooling"),
+    ({"stem": "nope"}, "stem"),
+    ({"depth": 2, "mlp_ratios": [4, 4, 4]}, "mlp_ratios"),
+    ({"mlp_ratios": 0}, "mlp_ratios[0]"),
+    ({"neuron": {"tau": 0.5}}, "neuron.tau"),
+    ({"neuron": {"threshold": 0}}, "neuron.threshold"),
+    ({"neuron": {"surrogate": "tanh"}}, "neuron.surrogate"),
+    ({"neuron": {"kind": "izhikevich"}}, "neuron.kind"),
+    ({"stem": "qk-cifar", "depth": 4, "stages": [1, 1, 1], "num_heads": 2}, "stages"),
+    ({"stages": [2, 2]}, "stages"),
+    ({"tim": True, "tim_kernel": 4}, "tim_kernel"),
+    ({"tim_alpha": 1.5}, "tim_alpha"),
+    ({"num_experts": 0}, "num_experts"),
+    ({"coding": "rate"}, "coding"),
+    ({"shortcut": "dense"}, "shortcut"),
+]
+
+
+@pytest.mark.parametrize(("fields", "field"), BAD)
+def test_bad_configs_name_the_field(fields: dict[str, Any], field: str | None) -> None:
+    if field is None:
+        ArchConfig(**fields)  # a valid control case
+        return
+    with pytest.raises(autost.AutostError) as info:
+        ArchConfig(**fields)
+    assert isinstance(info.value, ConfigError)
+    assert info.value.field == field
+    assert str(info.value).startswith(field)
+
+
+def test_from_dict_rejects_unknown_keys_and_versions() -> None:
+    with pytest.raises(ConfigError, match="embed_dims"):
+        ArchConfig.from_dict({"embed_dims": 384})
+    with pytest.raises(ConfigError, match="schema_version"):
+        ArchConfig.from_dict({"schema_version": 99})
+
+
+def test_from_json_errors_are_autost_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(autost.AutostError, match="malformed"):
+        ArchConfig.from_json(bad)
+    with pytest.raises(autost.AutostError, match="cannot read"):
+        ArchConfig.from_json(tmp_path / "missing.json")
+
+
+def test_replace_rebroadcasts_uniform_layers_on_depth_change() -> None:
+    cfg = ArchConfig().replace(depth=6)
+    assert cfg.num_heads == (12,) * 6 and cfg.attention == ("ssa",) * 6
+    qk = autost.models.resolve_config("qkformer-4-384-cifar10")
+    qk = qk.replace(depth=5, attention=["qk-token"] * 2 + ["ssa"] * 3)
+    assert qk.stages == (1, 1, 3)
