@@ -1,7 +1,8 @@
 """``ArchConfig``: a whole spiking transformer as data.
 
-One frozen dataclass describes the input, the temporal coding, the stem, the encoder (per-layer heads,
-MLP ratio and attention type), the shortcut kind, the neurons and the optional modules (TIM, SEMM).
+One frozen dataclass describes the input, the temporal coding, the stem, the encoder
+(per-layer heads, MLP ratio and attention type), the shortcut kind, the neurons and the
+optional modules (TIM, SEMM).
 It round-trips through JSON with a schema version, and :meth:`ArchConfig.validate` (run on
 construction) raises :class:`autost.ConfigError` naming the offending field.
 """
@@ -200,7 +201,9 @@ class ArchConfig:
         if not (math.isfinite(self.attn_scale) and self.attn_scale > 0):
             raise ConfigError("attn_scale", f"must be > 0, got {self.attn_scale}")
         if not isinstance(self.tim_kernel, int) or self.tim_kernel < 1 or self.tim_kernel % 2 == 0:
-            raise ConfigError("tim_kernel", f"must be a positive odd integer, got {self.tim_kernel}")
+            raise ConfigError(
+                "tim_kernel", f"must be a positive odd integer, got {self.tim_kernel}"
+            )
         if not 0.0 <= self.tim_alpha <= 1.0:
             raise ConfigError("tim_alpha", f"must be in [0, 1], got {self.tim_alpha}")
         if not isinstance(self.num_experts, int) or self.num_experts < 1:

@@ -9,7 +9,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from autost.blocks.attention import ATTENTIONS
@@ -57,9 +56,7 @@ class SpikingTransformer(nn.Module):
         )
         self.blocks = nn.ModuleList(EncoderBlock(config, i) for i in range(config.depth))
         self._stage_ends = [sum(stages[: s + 1]) for s in range(len(stages))]
-        self.head_lif = (
-            spiking_neuron(config.neuron) if config.shortcut == "membrane" else None
-        )
+        self.head_lif = spiking_neuron(config.neuron) if config.shortcut == "membrane" else None
         self.head = nn.Linear(config.embed_dim, config.num_classes)
         self.apply(_init_weights)
 
@@ -145,4 +142,3 @@ def list_models(pattern: str = "*") -> list[str]:
 def register_model(name: str) -> Callable[[Callable[[], ArchConfig]], Callable[[], ArchConfig]]:
     """Decorator registering a zero-argument function returning an ``ArchConfig`` as a preset."""
     return PRESETS.register(name)
-

@@ -46,27 +46,60 @@ def _input(dataset: str, **fields: Any) -> dict[str, Any]:
 for _dataset in ("cifar10", "cifar100"):
     _register(
         f"spikformer-4-384-{_dataset}",
-        **_input(_dataset, timesteps=4, stem="sps", stem_pooling="0011", embed_dim=384,
-                 depth=4, num_heads=12, mlp_ratios=4, attention="ssa", qkv_bias=True),
+        **_input(
+            _dataset,
+            timesteps=4,
+            stem="sps",
+            stem_pooling="0011",
+            embed_dim=384,
+            depth=4,
+            num_heads=12,
+            mlp_ratios=4,
+            attention="ssa",
+            qkv_bias=True,
+        ),
     )
 for _depth, _dim in ((8, 384), (6, 512), (8, 512), (10, 512), (8, 768)):
     _register(
         f"spikformer-{_depth}-{_dim}-imagenet",
-        **_input("imagenet", timesteps=4, stem="sps", stem_pooling="1111", embed_dim=_dim,
-                 depth=_depth, num_heads=8 if _dim == 512 else 12, mlp_ratios=4,
-                 attention="ssa"),
+        **_input(
+            "imagenet",
+            timesteps=4,
+            stem="sps",
+            stem_pooling="1111",
+            embed_dim=_dim,
+            depth=_depth,
+            num_heads=8 if _dim == 512 else 12,
+            mlp_ratios=4,
+            attention="ssa",
+        ),
     )
 for _dataset in ("cifar10dvs", "dvsgesture"):
     _register(
         f"spikformer-2-256-{_dataset}",
-        **_input(_dataset, timesteps=16, stem="sps", stem_pooling="1111", embed_dim=256,
-                 depth=2, num_heads=16, mlp_ratios=4, attention="ssa", attn_scale=0.25),
+        **_input(
+            _dataset,
+            timesteps=16,
+            stem="sps",
+            stem_pooling="1111",
+            embed_dim=256,
+            depth=2,
+            num_heads=16,
+            mlp_ratios=4,
+            attention="ssa",
+            attn_scale=0.25,
+        ),
     )
 
 # Spike-driven Transformer (Yao et al., NeurIPS 2023): membrane shortcuts, SDSA, head LIF.
 # Pooling patterns and T from the official conf/ files.
-_SDT = {"stem": "sps-membrane", "shortcut": "membrane", "attention": "sdsa", "num_heads": 8,
-        "mlp_ratios": 4}
+_SDT = {
+    "stem": "sps-membrane",
+    "shortcut": "membrane",
+    "attention": "sdsa",
+    "num_heads": 8,
+    "mlp_ratios": 4,
+}
 for _dataset in ("cifar10", "cifar100"):
     _register(
         f"sdt-2-512-{_dataset}",
@@ -75,13 +108,16 @@ for _dataset in ("cifar10", "cifar100"):
 for _depth, _dim in ((8, 384), (6, 512), (8, 512), (10, 512), (8, 768)):
     _register(
         f"sdt-{_depth}-{_dim}-imagenet",
-        **_input("imagenet", timesteps=4, stem_pooling="1111", embed_dim=_dim, depth=_depth,
-                 **_SDT),
+        **_input(
+            "imagenet", timesteps=4, stem_pooling="1111", embed_dim=_dim, depth=_depth, **_SDT
+        ),
     )
 _register(
     "sdt-2-256-cifar10dvs",
-    **{**_input("cifar10dvs", timesteps=10, stem_pooling="0011", embed_dim=256, depth=2, **_SDT),
-       "image_size": 64},
+    **{
+        **_input("cifar10dvs", timesteps=10, stem_pooling="0011", embed_dim=256, depth=2, **_SDT),
+        "image_size": 64,
+    },
 )
 _register(
     "sdt-2-256-dvsgesture",
@@ -93,20 +129,45 @@ _register(
 for _dataset in ("cifar10", "cifar100"):
     _register(
         f"qkformer-4-384-{_dataset}",
-        **_input(_dataset, timesteps=4, stem="qk-cifar", embed_dim=384, depth=4,
-                 stages=(1, 1, 2), num_heads=8, mlp_ratios=4,
-                 attention=("qk-token", "qk-token", "ssa", "ssa")),
+        **_input(
+            _dataset,
+            timesteps=4,
+            stem="qk-cifar",
+            embed_dim=384,
+            depth=4,
+            stages=(1, 1, 2),
+            num_heads=8,
+            mlp_ratios=4,
+            attention=("qk-token", "qk-token", "ssa", "ssa"),
+        ),
     )
 for _dim, _heads in ((384, 6), (512, 8), (768, 12)):
     _register(
         f"qkformer-10-{_dim}-imagenet",
-        **_input("imagenet", timesteps=4, stem="qk-imagenet", embed_dim=_dim, depth=10,
-                 stages=(1, 2, 7), num_heads=_heads, mlp_ratios=4,
-                 attention=("qk-token",) * 3 + ("ssa",) * 7),
+        **_input(
+            "imagenet",
+            timesteps=4,
+            stem="qk-imagenet",
+            embed_dim=_dim,
+            depth=10,
+            stages=(1, 2, 7),
+            num_heads=_heads,
+            mlp_ratios=4,
+            attention=("qk-token",) * 3 + ("ssa",) * 7,
+        ),
     )
 for _dataset, _ratio in (("cifar10dvs", 1), ("dvsgesture", 4)):
     _register(
         f"qkformer-2-256-{_dataset}",
-        **_input(_dataset, timesteps=16, stem="qk-dvs", embed_dim=256, depth=2, stages=(1, 1),
-                 num_heads=16, mlp_ratios=_ratio, attention=("qk-token", "ssa")),
+        **_input(
+            _dataset,
+            timesteps=16,
+            stem="qk-dvs",
+            embed_dim=256,
+            depth=2,
+            stages=(1, 1),
+            num_heads=16,
+            mlp_ratios=_ratio,
+            attention=("qk-token", "ssa"),
+        ),
     )

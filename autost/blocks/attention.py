@@ -52,9 +52,7 @@ class Attention(ShortcutBranch):
         return out
 
     @classmethod
-    def core_costs(
-        cls, cfg: ArchConfig, layer: int, tokens: int, name: str
-    ) -> list[LayerCost]:
+    def core_costs(cls, cfg: ArchConfig, layer: int, tokens: int, name: str) -> list[LayerCost]:
         """Rows between the projections and the output projection (products, masks)."""
         return []
 
@@ -99,9 +97,7 @@ class SSA(Attention):
         return self.proj(self.attn_lif(out))
 
     @classmethod
-    def core_costs(
-        cls, cfg: ArchConfig, layer: int, tokens: int, name: str
-    ) -> list[LayerCost]:
+    def core_costs(cls, cfg: ArchConfig, layer: int, tokens: int, name: str) -> list[LayerCost]:
         dim, heads, t = cfg.layer_dims[layer], cfg.num_heads[layer], cfg.timesteps
         width = dim // heads
         # two products per head: N*N*d each for (QK^T)V, N*d*d each for Q(K^T V)

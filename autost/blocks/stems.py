@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from torch import Tensor, nn
 
 from autost.blocks.common import (
@@ -44,6 +46,13 @@ def _conv3(cin: int, cout: int) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel_size=3, padding=1, bias=False)
 
 
+def _conv_stack(module: nn.Module, widths: list[int], cfg: ArchConfig) -> None:
+    """Give ``module`` the 3x3 conv / BN / LIF lists of a stem through ``widths``."""
+    module.convs = nn.ModuleList(_conv3(a, b) for a, b in pairwise(widths))
+    module.bns = nn.ModuleList(nn.BatchNorm2d(c) for c in widths[1:])
+    module.lifs = nn.ModuleList(spiking_neuron(cfg.neuron) for _ in widths[1:])
+
+
 class Stem(nn.Module):
     """Base class: ``forward(x [T,B,C,H,W]) -> tokens [T,B,N,D]``; ``costs(cfg)`` lists layers."""
 
@@ -70,9 +79,7 @@ class SPS(Stem):
         dim = cfg.stage_dims[0]
         widths = [cfg.in_channels, dim // 8, dim // 4, dim // 2, dim]
         self.pools = [flag == "1" for flag in cfg.stem_pooling]
-        self.convs = nn.ModuleList(_conv3(a, b) for a, b in zip(widths, widths[1:]))
-        self.bns = nn.ModuleList(nn.BatchNorm2d(c) for c in widths[1:])
-        self.lifs = nn.ModuleList(spiking_neuron(cfg.neuron) for _ in widths[1:])
+        _conv_stack(self, widths, cfg)
         self.rpe_conv = _conv3(dim, dim)
         self.rpe_bn = nn.BatchNorm2d(dim)
         self.rpe_lif = spiking_neuron(cfg.neuron)
@@ -80,7 +87,7 @@ class SPS(Stem):
     def forward(self, x: Tensor) -> Tensor:
         t = self.timesteps
         x = x.flatten(0, 1)
-        for conv, bn, lif, pool in zip(self.convs, self.bns, self.lifs, self.pools):
+        for conv, bn, lif, pool in zip(self.convs, self.bns, self.lifs, self.pools, strict=True):
             x = run_neuron_tb(lif, bn(conv(x)), t)
             if pool:
                 x = pool2d(x)
@@ -121,9 +128,7 @@ class SPSMembrane(Stem):
         dim = cfg.stage_dims[0]
         widths = [cfg.in_channels, dim // 8, dim // 4, dim // 2, dim]
         self.pools = [flag == "1" for flag in cfg.stem_pooling]
-        self.convs = nn.ModuleList(_conv3(a, b) for a, b in zip(widths, widths[1:]))
-        self.bns = nn.ModuleList(nn.BatchNorm2d(c) for c in widths[1:])
-        self.lifs = nn.ModuleList(spiking_neuron(cfg.neuron) for _ in widths[1:])
+        _conv_stack(self, widths, cfg)
         self.rpe_conv = _conv3(dim, dim)
         self.rpe_bn = nn.BatchNorm2d(dim)
 
@@ -131,7 +136,9 @@ class SPSMembrane(Stem):
         t = self.timesteps
         x = x.flatten(0, 1)
         last = len(self.convs) - 1
-        for i, (conv, bn, lif, pool) in enumerate(zip(self.convs, self.bns, self.lifs, self.pools)):
+        for i, (conv, bn, lif, pool) in enumerate(
+            zip(self.convs, self.bns, self.lifs, self.pools, strict=True)
+        ):
             x = bn(conv(x))
             if i == last:
                 if pool:
@@ -161,9 +168,7 @@ class _QKStem(Stem):
         divisors, self.source = QK_FORMS[self.form]
         widths = [cfg.in_channels, *(width // d for d in divisors)]
         self.pools = [flag == "1" for flag in cfg.stem_pooling]
-        self.convs = nn.ModuleList(_conv3(a, b) for a, b in zip(widths, widths[1:]))
-        self.bns = nn.ModuleList(nn.BatchNorm2d(c) for c in widths[1:])
-        self.lifs = nn.ModuleList(spiking_neuron(cfg.neuron) for _ in widths[1:])
+        _conv_stack(self, widths, cfg)
         stride = 2 ** sum(self.pools[self.source + 1 :])
         self.res_conv = nn.Conv2d(widths[self.source + 1], width, 1, stride=stride, bias=False)
         self.res_bn = nn.BatchNorm2d(width)
@@ -173,7 +178,9 @@ class _QKStem(Stem):
         t = self.timesteps
         x = x.flatten(0, 1)
         feat = x
-        for i, (conv, bn, lif, pool) in enumerate(zip(self.convs, self.bns, self.lifs, self.pools)):
+        for i, (conv, bn, lif, pool) in enumerate(
+            zip(self.convs, self.bns, self.lifs, self.pools, strict=True)
+        ):
             x = bn(conv(x))
             if pool:
                 x = pool2d(x)
@@ -249,7 +256,7 @@ class QKDownsample(nn.Module):
         self.res_lif = spiking_neuron(cfg.neuron)
 
     def forward(self, tokens: Tensor, side: int) -> Tensor:
-        t, b, n, c = tokens.shape
+        t, b, _, c = tokens.shape
         x = tokens.transpose(2, 3).reshape(t * b, c, side, side)
         feat = x
         x = self.bn1(self.conv1(x))
