@@ -32,7 +32,7 @@ def test_registry_lists_every_dataset() -> None:
 def test_digits_splits_are_deterministic_disjoint_and_stratified() -> None:
     parts = {s: load_dataset("digits", split=s, timesteps=3) for s in ("train", "val", "test")}
     assert sum(len(p) for p in parts.values()) == 1797
-    x, y = parts["train"][0]
+    x, _ = parts["train"][0]
     assert x.shape == (3, 1, 8, 8) and x.dtype == torch.float32 and 0 <= x.min() <= x.max() <= 1
     assert torch.equal(x[0], x[2])  # direct coding repeats the image
     again = load_dataset("digits", split="val", timesteps=3)
@@ -87,14 +87,14 @@ def test_mnist_truncated_and_corrupt_files_name_the_file(tmp_path: Path) -> None
     write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.arange(10, dtype=np.uint8), compress=False)
     path = tmp_path / "t10k-images-idx3-ubyte"
     path.write_bytes(path.read_bytes()[:-100])
-    with pytest.raises(autost.AutostError, match="t10k-images-idx3-ubyte.*truncated"):
+    with pytest.raises(autost.AutostError, match=r"t10k-images-idx3-ubyte.*truncated"):
         load_dataset("mnist", root=tmp_path, split="test")
     path.write_bytes(b"\x12\x34\x56\x78" + bytes(100))
     with pytest.raises(autost.AutostError, match="not an IDX file"):
         load_dataset("mnist", root=tmp_path, split="test")
     (tmp_path / "t10k-images-idx3-ubyte").unlink()
     (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
-    with pytest.raises(autost.AutostError, match="t10k-images-idx3-ubyte.gz"):
+    with pytest.raises(autost.AutostError, match=r"t10k-images-idx3-ubyte.gz"):
         load_dataset("mnist", root=tmp_path, split="test")
 
 
@@ -142,14 +142,14 @@ def test_nmnist_truncated_file(tmp_path: Path) -> None:
     victim = tmp_path / "NMNIST" / "Test" / "0" / "00000.bin"
     victim.write_bytes(victim.read_bytes()[:-3])
     ds = load_dataset("nmnist", root=tmp_path, split="test", timesteps=4, cache=False)
-    with pytest.raises(autost.AutostError, match="00000.bin.*multiple of 5"):
+    with pytest.raises(autost.AutostError, match=r"00000.bin.*multiple of 5"):
         ds[0]
 
 
 def test_missing_event_folder_says_where_files_go(tmp_path: Path) -> None:
     with pytest.raises(autost.AutostError, match="Train"):
         load_dataset("nmnist", root=tmp_path)
-    with pytest.raises(autost.AutostError, match="trials_to_train.txt"):
+    with pytest.raises(autost.AutostError, match=r"trials_to_train.txt"):
         load_dataset("dvsgesture", root=tmp_path)
     with pytest.raises(autost.AutostError, match="no download"):
         load_dataset("cifar10dvs")
@@ -189,7 +189,7 @@ def test_dvsgesture_aedat_recordings(tmp_path: Path) -> None:
         assert x.shape == (4, 2, 32, 32) and x.sum() == in_window
     (base / "user01_fluorescent.aedat").write_bytes(b"not an aedat file at all")
     fresh = load_dataset("dvsgesture", root=tmp_path, split="test", timesteps=3, cache=False)
-    with pytest.raises(autost.AutostError, match="user01_fluorescent.aedat"):
+    with pytest.raises(autost.AutostError, match=r"user01_fluorescent.aedat"):
         fresh[0]
 
 
@@ -220,7 +220,7 @@ def test_cifar_refuses_foreign_pickles(tmp_path: Path) -> None:
             return (os.system, ("echo pwned",))
 
     (folder / "test_batch").write_bytes(pickle.dumps({b"data": Evil()}))
-    with pytest.raises(autost.AutostError, match="test_batch.*not allowed"):
+    with pytest.raises(autost.AutostError, match=r"test_batch.*not allowed"):
         load_dataset("cifar10", root=tmp_path, split="test")
 
 
@@ -238,7 +238,7 @@ def test_image_folder(tmp_path: Path) -> None:
     assert x.shape == (2, 3, 16, 16)
     assert x[0, 0].mean() > 0.99 if y == 0 else x[0, 2].mean() > 0.99
     (tmp_path / "cat" / "broken.png").write_bytes(b"\x89PNG broken")
-    with pytest.raises(autost.AutostError, match="broken.png"):
+    with pytest.raises(autost.AutostError, match=r"broken.png"):
         load_dataset("imagefolder", root=tmp_path, split="train", seed=3)
 
 
@@ -338,7 +338,7 @@ def test_real_aedat4_recording(tmp_path: Path) -> None:
     x, _ = ds[0]
     inside = ((events["x"] < 128) & (events["y"] < 128)).sum()
     assert x.shape == (4, 2, 64, 64) and int(x.sum()) == inside
-    with pytest.raises(autost.AutostError, match="AEDAT 4.0"):
+    with pytest.raises(autost.AutostError, match=r"AEDAT 4.0"):
         read_aedat4_events(EVENT_SAMPLES / "sample_aedat_header.aedat")
 
 

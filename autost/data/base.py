@@ -45,7 +45,7 @@ class DatasetInfo:
 
 
 class FrameDataset(Dataset[tuple[Tensor, int]]):
-    """A split of a dataset: items are ``(x [T, C, H, W] float32, label)``; ``info`` describes it."""
+    """A dataset split of ``(x [T, C, H, W] float32, label)`` items; ``info`` describes it."""
 
     def __init__(
         self,

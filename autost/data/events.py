@@ -80,7 +80,7 @@ def _event_dataset(
     cache_key: dict[str, Any] | None,
     cache_dir: Path | None,
 ) -> FrameDataset:
-    """Dataset whose item ``i`` is ``read(i)`` (framed counts), cached unless ``cache_key`` is None."""
+    """Item ``i`` is ``read(i)`` (framed counts), cached unless ``cache_key`` is None."""
     if cache_key is None:
 
         def getter(index: int) -> Any:
@@ -106,10 +106,7 @@ def _guard(path: Path, what: str, fn: Callable[[], np.ndarray]) -> np.ndarray:
 
 def _split_indices(labels: list[int], split: str, seed: int, test_given: bool) -> np.ndarray:
     """Indices of ``split``; val is carved out of train when the source has a test split."""
-    if test_given:
-        shares = {"train": 0.9, "val": 0.1}
-    else:
-        shares = {"train": 0.8, "val": 0.1, "test": 0.1}
+    shares = {"train": 0.9, "val": 0.1} if test_given else {"train": 0.8, "val": 0.1, "test": 0.1}
     return stratified_split(labels, shares, seed)[split]
 
 

@@ -9,7 +9,7 @@ import pickle
 import struct
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -199,7 +199,7 @@ def load_mnist(
 class _CifarUnpickler(pickle.Unpickler):
     """Loads CIFAR's python batches but refuses any global other than numpy's array rebuild."""
 
-    ALLOWED = {
+    ALLOWED: ClassVar[set[tuple[str, str]]] = {
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"),
