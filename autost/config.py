@@ -111,7 +111,7 @@ class ArchConfig:
     neuron: NeuronConfig = field(default_factory=NeuronConfig)
     tim: bool = False
     tim_kernel: int = 5
-    tim_alpha: float = 0.6
+    tim_alpha: float = 0.5
     num_experts: int = 4
 
     def __post_init__(self) -> None:
