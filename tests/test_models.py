@@ -99,3 +99,21 @@ def test_plif_parameters_are_counted() -> None:
     plain = autost.create_model(cfg.replace(neuron={"kind": "lif"}))
     assert n_params(model) > n_params(plain)
     assert autost.count_params(cfg) == n_params(model)
+
+
+@pytest.mark.parametrize(
+    "name", ["spikformer-4-384-cifar10", "sdt-2-512-cifar10", "qkformer-10-384-imagenet"]
+)
+@pytest.mark.parametrize("tim", [False, True])
+def test_layer_table_names_are_module_paths(name: str, tim: bool) -> None:
+    from autost.neurons import LIF
+
+    cfg = resolve_config(name)
+    cfg = cfg.replace(**small_overrides(cfg), tim=tim)
+    model = autost.create_model(cfg)
+    layers = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear, torch.nn.BatchNorm1d,
+              torch.nn.BatchNorm2d, LIF)  # fmt: skip
+    modules = {n for n, m in model.named_modules() if isinstance(m, layers)}
+    # LinearBN rows name the inner linear and bn modules
+    rows = {r.name for r in autost.layer_table(cfg) if r.kind != "matmul"}
+    assert rows == modules

@@ -103,10 +103,10 @@ class SPS(Stem):
         for i, flag in enumerate(cfg.stem_pooling):
             rows.append(
                 conv_cost(
-                    f"stem.conv{i}", widths[i], widths[i + 1], 3, side, t, spiking_input=i > 0
+                    f"stem.convs.{i}", widths[i], widths[i + 1], 3, side, t, spiking_input=i > 0
                 )
             )
-            rows += [bn_cost(f"stem.bn{i}", widths[i + 1]), neuron_cost(f"stem.lif{i}", cfg)]
+            rows += [bn_cost(f"stem.bns.{i}", widths[i + 1]), neuron_cost(f"stem.lifs.{i}", cfg)]
             side //= 2 if flag == "1" else 1
         rows += [
             conv_cost("stem.rpe_conv", dim, dim, 3, side, t),
@@ -201,10 +201,10 @@ class _QKStem(Stem):
             # the pool follows BN, so the conv runs at the resolution before pooling
             rows.append(
                 conv_cost(
-                    f"stem.conv{i}", widths[i], widths[i + 1], 3, side, t, spiking_input=i > 0
+                    f"stem.convs.{i}", widths[i], widths[i + 1], 3, side, t, spiking_input=i > 0
                 )
             )
-            rows += [bn_cost(f"stem.bn{i}", widths[i + 1]), neuron_cost(f"stem.lif{i}", cfg)]
+            rows += [bn_cost(f"stem.bns.{i}", widths[i + 1]), neuron_cost(f"stem.lifs.{i}", cfg)]
             side //= 2 if flag == "1" else 1
         rows += [
             conv_cost("stem.res_conv", widths[source + 1], width, 1, side, t),
