@@ -269,18 +269,18 @@ class ArchConfig:
                 )
             if not (math.isfinite(ratio) and ratio > 0 and int(dim * ratio) >= 1):
                 raise ConfigError(f"mlp_ratios[{i}]", f"must be > 0, got {ratio}")
-            if attn == "semm" and self.mlp == "emsp" and dim % self.num_experts:
+            if attn == "semm" and dim % self.num_experts:
                 raise ConfigError(
                     "num_experts", f"{self.num_experts} experts do not divide the width {dim}"
                 )
-        if self.mlp == "emsp":
-            for i, (dim, ratio) in enumerate(zip(self.layer_dims, self.mlp_ratios, strict=True)):
-                if dim % self.num_experts or int(dim * ratio) % self.num_experts:
-                    raise ConfigError(
-                        f"mlp_ratios[{i}]",
-                        f"EMSP splits width {dim} and hidden {int(dim * ratio)} into "
-                        f"{self.num_experts} experts; both must be divisible",
-                    )
+            if self.mlp == "emsp" and int(dim * ratio) % 2:
+                raise ConfigError(
+                    f"mlp_ratios[{i}]",
+                    f"EMSP splits the hidden width {int(dim * ratio)} into experts and router "
+                    "halves; it must be even",
+                )
+        if self.coding == "gac" and self.timesteps < 2:
+            raise ConfigError("coding", "gac's temporal attention needs timesteps >= 2")
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:

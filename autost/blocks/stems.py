@@ -28,6 +28,7 @@ from autost.blocks.common import (
     run_neuron_tb,
     spiking_neuron,
 )
+from autost.blocks.gac import GACGate
 from autost.config import ArchConfig
 from autost.registry import Registry
 
@@ -51,6 +52,8 @@ def _conv_stack(module: nn.Module, widths: list[int], cfg: ArchConfig) -> None:
     module.convs = nn.ModuleList(_conv3(a, b) for a, b in pairwise(widths))
     module.bns = nn.ModuleList(nn.BatchNorm2d(c) for c in widths[1:])
     module.lifs = nn.ModuleList(spiking_neuron(cfg.neuron) for _ in widths[1:])
+    if cfg.coding == "gac":
+        module.gac = GACGate(cfg, widths[1])
 
 
 class Stem(nn.Module):
@@ -59,10 +62,23 @@ class Stem(nn.Module):
     def __init__(self, cfg: ArchConfig) -> None:
         super().__init__()
         self.timesteps = cfg.timesteps
+        self.gac: GACGate | None = None
+
+    def _first_spikes(self, pre: Tensor, lif: nn.Module) -> Tensor:
+        """Spikes of the first stem layer, gated by GAC when the coding is ``gac``."""
+        spikes = run_neuron_tb(lif, pre, self.timesteps)
+        return spikes if self.gac is None else self.gac(pre, spikes)
 
     @classmethod
     def costs(cls, cfg: ArchConfig) -> list[LayerCost]:
         raise NotImplementedError
+
+    @staticmethod
+    def _with_gate(cfg: ArchConfig, rows: list[LayerCost], channels: int, side: int) -> None:
+        """Insert GAC's rows after the first stem neuron when the coding is ``gac``."""
+        if cfg.coding == "gac":
+            at = next(i for i, r in enumerate(rows) if r.name == "stem.lifs.0") + 1
+            rows[at:at] = GACGate.costs(cfg, channels, side, "stem.gac")
 
     @staticmethod
     def _to_tokens(x: Tensor, timesteps: int) -> Tensor:
@@ -87,8 +103,11 @@ class SPS(Stem):
     def forward(self, x: Tensor) -> Tensor:
         t = self.timesteps
         x = x.flatten(0, 1)
-        for conv, bn, lif, pool in zip(self.convs, self.bns, self.lifs, self.pools, strict=True):
-            x = run_neuron_tb(lif, bn(conv(x)), t)
+        for i, (conv, bn, lif, pool) in enumerate(
+            zip(self.convs, self.bns, self.lifs, self.pools, strict=True)
+        ):
+            pre = bn(conv(x))
+            x = self._first_spikes(pre, lif) if i == 0 else run_neuron_tb(lif, pre, t)
             if pool:
                 x = pool2d(x)
         x = x + run_neuron_tb(self.rpe_lif, self.rpe_bn(self.rpe_conv(x)), t)
@@ -113,6 +132,7 @@ class SPS(Stem):
             bn_cost("stem.rpe_bn", dim),
             neuron_cost("stem.rpe_lif", cfg),
         ]
+        cls._with_gate(cfg, rows, widths[1], cfg.image_size)
         return rows
 
 
@@ -146,7 +166,7 @@ class SPSMembrane(Stem):
                 membrane = x
                 x = run_neuron_tb(lif, x, t)
             else:
-                x = run_neuron_tb(lif, x, t)
+                x = self._first_spikes(x, lif) if i == 0 else run_neuron_tb(lif, x, t)
                 if pool:
                     x = pool2d(x)
         x = self.rpe_bn(self.rpe_conv(x)) + membrane
@@ -184,7 +204,7 @@ class _QKStem(Stem):
             x = bn(conv(x))
             if pool:
                 x = pool2d(x)
-            x = run_neuron_tb(lif, x, t)
+            x = self._first_spikes(x, lif) if i == 0 else run_neuron_tb(lif, x, t)
             if i == self.source:
                 feat = x
         x = x + run_neuron_tb(self.res_lif, self.res_bn(self.res_conv(feat)), t)
@@ -211,6 +231,8 @@ class _QKStem(Stem):
             bn_cost("stem.res_bn", width),
             neuron_cost("stem.res_lif", cfg),
         ]
+        first_side = cfg.image_size // (2 if cfg.stem_pooling[0] == "1" else 1)
+        cls._with_gate(cfg, rows, widths[1], first_side)
         return rows
 
 
