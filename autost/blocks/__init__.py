@@ -20,5 +20,5 @@ __all__ = [
 ]
 
 # Modules that register further entries (SEMM attention and MLP, GAC coding).
-from autost.blocks import gac as _gac  # noqa: E402, F401
-from autost.blocks import semm as _semm  # noqa: E402, F401
+from autost.blocks import gac as _gac  # noqa: F401
+from autost.blocks import semm as _semm  # noqa: F401
