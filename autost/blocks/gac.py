@@ -64,8 +64,18 @@ class GACGate(nn.Module):
         return [
             LayerCost(f"{name}.ta_fc1", "linear", t * half, 2 * t * half, spiking_input=False),
             LayerCost(f"{name}.ta_fc2", "linear", t * half, 2 * t * half, spiking_input=False),
-            LayerCost(f"{name}.sca_conv1", "conv", conv_weights, conv_weights * side * side * t,
-                      spiking_input=False),
-            LayerCost(f"{name}.sca_conv2", "conv", conv_weights, conv_weights * side * side * t,
-                      spiking_input=False),
-        ]  # fmt: skip
+            LayerCost(
+                f"{name}.sca_conv1",
+                "conv",
+                conv_weights,
+                conv_weights * side * side * t,
+                spiking_input=False,
+            ),
+            LayerCost(
+                f"{name}.sca_conv2",
+                "conv",
+                conv_weights,
+                conv_weights * side * side * t,
+                spiking_input=False,
+            ),
+        ]
