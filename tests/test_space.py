@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ def test_samples_are_valid_members(name: str) -> None:
     assert all(space.contains(c) for c in configs)
     assert space.sample(7) == space.sample(7)
     rng = np.random.default_rng(0)
-    for a, b in zip(configs, configs[1:], strict=False):
+    for a, b in itertools.pairwise(configs):
         assert space.contains(space.mutate(a, rng))
         assert space.contains(space.crossover(a, b, rng))
         assert space.from_params(space.to_params(a)) == a
