@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 
 from autost.errors import AutostError
@@ -45,6 +46,107 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_spaces(args: argparse.Namespace) -> int:
+    from autost.space import SearchSpace, list_spaces
+
+    rows = []
+    for name in list_spaces():
+        space = SearchSpace.load(name)
+        try:
+            size = f"{space.size():.3g}"
+        except AutostError:
+            size = "continuous"
+        rows.append({"name": name, "size": size, "description": space.description})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'space':<22} {'settings':>10}  description")
+    for row in rows:
+        print(f"{row['name']:<22} {row['size']:>10}  {row['description']}")
+    return 0
+
+
+def _cmd_proxies(args: argparse.Namespace) -> int:
+    from autost.evaluator import list_evaluators
+    from autost.proxies import get_proxy, list_proxies
+
+    rows = []
+    for name in list_proxies():
+        proxy = get_proxy(name)
+        rows.append(
+            {
+                "name": name,
+                "sign": "+" if proxy.sign > 0 else "-",
+                "data": "batch" if proxy.needs_data else "none",
+                "description": (proxy.__doc__ or "").strip().splitlines()[0],
+            }
+        )
+    if args.json:
+        print(json.dumps({"proxies": rows, "evaluators": list_evaluators()}, indent=2))
+        return 0
+    print(f"{'proxy':<12} {'sign':>4} {'data':>6}  description")
+    for row in rows:
+        print(f"{row['name']:<12} {row['sign']:>4} {row['data']:>6}  {row['description']}")
+    print(f"\nevaluator recipes: {', '.join(list_evaluators())}")
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from autost.search import EvolutionSettings, leaderboard_rows, search
+
+    evolution = EvolutionSettings(
+        population=args.population,
+        parents=args.parents,
+        mutations=args.mutations,
+        crossovers=args.crossovers,
+        generations=args.generations,
+    )
+    if args.resume and args.out is None:
+        raise AutostError("--resume needs --out DIR, the run to continue")
+    out = args.out or time.strftime("runs/search-%Y%m%d-%H%M%S")
+    result = search(
+        args.space,
+        args.evaluator,
+        strategy=args.strategy,
+        budget=args.budget,
+        constraints=args.constraint,
+        seed=args.seed,
+        dataset=args.dataset,
+        out=out,
+        resume=args.resume,
+        workers=args.workers,
+        address=args.address,
+        storage=args.storage,
+        evolution=evolution,
+        progress=not args.quiet,
+    )
+    rows = leaderboard_rows(result.leaderboard[: args.show])
+    print(
+        f"\n{len(result.leaderboard)} distinct candidates scored "
+        f"({result.evaluated} now, {result.resumed} from before) -> {result.out}"
+    )
+    print(
+        f"{'#':>3} {'score':>10} {'params':>9} {'MFLOPs':>9} {'T':>2} {'depth':>5} "
+        f"{'dim':>4}  attention"
+    )
+    for row in rows:
+        print(
+            f"{row['rank']:>3} {row['score']:>10.4g} {row['params'] / 1e6:>8.2f}M "
+            f"{row['flops'] / 1e6:>9.1f} {row['timesteps']:>2} {row['depth']:>5} "
+            f"{row['embed_dim']:>4}  {row['attention']}"
+        )
+    print(f"best config: {result.out / 'best.json'}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from autost.search import export
+
+    for path in export(args.run, top=args.top, target=args.output):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -62,6 +164,71 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'sdt-*'")
     models.add_argument("--json", action="store_true", help="print JSON instead of a table")
     models.set_defaults(func=_cmd_models)
+
+    spaces = sub.add_parser(
+        "spaces",
+        help="list the shipped search spaces",
+        description="List the shipped search spaces with their sizes.",
+    )
+    spaces.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    spaces.set_defaults(func=_cmd_spaces)
+
+    proxies = sub.add_parser(
+        "proxies",
+        help="list the training-free proxies and recipes",
+        description="List the proxies (sign, data needs) and the shipped evaluator recipes.",
+    )
+    proxies.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    proxies.set_defaults(func=_cmd_proxies)
+
+    s = sub.add_parser(
+        "search",
+        help="training-free search of a space",
+        description="Rank candidates of a search space with training-free proxies. Writes "
+        "DIR/study.db (Optuna), DIR/leaderboard.csv, DIR/best.json and DIR/run.json.",
+    )
+    s.add_argument("--space", default="digits", help="shipped space name or TOML path")
+    s.add_argument("--evaluator", default="zero-cost", help="recipe name or TOML path")
+    s.add_argument(
+        "--strategy",
+        default="evolution",
+        help="random | evolution | tpe | nsga2 (default: evolution)",
+    )
+    s.add_argument("--budget", type=int, default=200, help="candidates to score")
+    s.add_argument(
+        "--constraint",
+        action="append",
+        default=[],
+        help="analytic constraint, e.g. 'params<=12e6' (repeatable)",
+    )
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--dataset", default=None, help="dataset for data proxies (recipe's default)")
+    s.add_argument("--out", default=None, help="run directory (default: runs/search-<date>-<time>)")
+    s.add_argument("--resume", action="store_true", help="continue the run in --out")
+    s.add_argument("--workers", type=int, default=1, help="local scoring processes")
+    s.add_argument("--address", default=None, help="Ray cluster address for scoring tasks")
+    s.add_argument(
+        "--storage", default=None, help="Optuna storage URL (default: sqlite DIR/study.db)"
+    )
+    s.add_argument("--population", type=int, default=50, help="evolution: population")
+    s.add_argument("--parents", type=int, default=10, help="evolution: parents")
+    s.add_argument("--mutations", type=int, default=25, help="evolution: mutations")
+    s.add_argument("--crossovers", type=int, default=25, help="evolution: crossovers")
+    s.add_argument("--generations", type=int, default=20, help="evolution: generations")
+    s.add_argument("--show", type=int, default=10, help="rows of the final table")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_search)
+
+    e = sub.add_parser(
+        "export",
+        help="export the best configs of a search run",
+        description="Write the top-K configs of a run; each file rebuilds "
+        "with autost.create_model(path).",
+    )
+    e.add_argument("run", help="search run directory")
+    e.add_argument("--top", type=int, default=1)
+    e.add_argument("-o", "--output", default=None, help="file (--top 1) or folder (--top > 1)")
+    e.set_defaults(func=_cmd_export)
     return parser
 
 

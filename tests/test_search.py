@@ -1,0 +1,275 @@
+"""Training-free search end to end: strategies, run files, export, resume after SIGKILL, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import autost
+from autost.search import EvolutionSettings, export, load_run, search
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL_EVO = [
+    "--population",
+    "6",
+    "--parents",
+    "3",
+    "--mutations",
+    "3",
+    "--crossovers",
+    "3",
+    "--generations",
+    "5",
+]
+
+
+def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AUTOST_LIF_BACKEND": "eager"}
+    return subprocess.run(
+        [sys.executable, "-m", "autost", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def leaderboard(path: Path) -> list[dict[str, str]]:
+    with (path / "leaderboard.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def completed(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+            return conn.execute("select count(*) from trials where state='COMPLETE'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+@pytest.mark.parametrize("strategy", ["random", "evolution", "tpe", "nsga2"])
+def test_strategies_write_the_run_files(tmp_path: Path, strategy: str) -> None:
+    out = tmp_path / strategy
+    result = search(
+        "digits",
+        "flops",
+        strategy=strategy,
+        budget=12,
+        seed=1,
+        out=out,
+        evolution=EvolutionSettings(4, 2, 2, 2, 4),
+        progress=False,
+    )
+    assert {p.name for p in out.iterdir()} >= {
+        "study.db",
+        "leaderboard.csv",
+        "best.json",
+        "run.json",
+    }
+    rows = leaderboard(out)
+    assert 1 <= len(rows) <= 12
+    scores = [float(r["score"]) for r in rows]
+    assert scores == sorted(scores, reverse=True)
+    best = json.loads((out / "best.json").read_text())
+    assert best["scores"]["score"] == scores[0]
+    assert autost.create_model(out / "best.json").config == result.best.config
+    run = json.loads((out / "run.json").read_text())
+    assert run["settings"]["strategy"] == strategy and "torch" in run["versions"]
+    # the flops proxy is AutoST's: the leader has the most FLOPs of all scored candidates
+    assert result.best.metrics["flops"] == max(c.metrics["flops"] for c in result.leaderboard)
+
+
+def test_constraints_hold_for_every_scored_candidate(tmp_path: Path) -> None:
+    result = search(
+        "digits",
+        "flops",
+        strategy="random",
+        budget=15,
+        out=tmp_path / "c",
+        constraints=["params<=60e3", "params>=20e3"],
+        progress=False,
+    )
+    assert all(20e3 <= c.metrics["params"] <= 60e3 for c in result.leaderboard)
+
+
+def test_export_rebuilds_exactly(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    search("digits", "flops", strategy="random", budget=8, out=out, progress=False)
+    board = load_run(out)
+    [single] = export(out, top=1, target=tmp_path / "best.json")
+    assert autost.create_model(single).config == board[0].config
+    files = export(out, top=3, target=tmp_path / "top3")
+    assert [autost.create_model(f).config for f in files] == [c.config for c in board[:3]]
+    with pytest.raises(autost.AutostError, match="not overwriting"):
+        export(out, top=1, target=single)
+
+
+def _kill_midway(args: list[str], out: Path, at: int) -> None:
+    env = {**os.environ, "AUTOST_LIF_BACKEND": "eager"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autost", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    while completed(out / "study.db") < at and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["random", "evolution"])
+def test_sigkill_and_resume_equals_uninterrupted(tmp_path: Path, strategy: str) -> None:
+    common = [
+        "search",
+        "--space",
+        "digits",
+        "--evaluator",
+        "zero-cost",
+        "--strategy",
+        strategy,
+        "--budget",
+        "24",
+        "--seed",
+        "5",
+        "--quiet",
+        *SMALL_EVO,
+    ]
+    full = tmp_path / "full"
+    assert run_cli(*common, "--out", str(full)).returncode == 0
+    cut = tmp_path / "cut"
+    at = random.Random(strategy).randint(3, 15)
+    _kill_midway([*common, "--out", str(cut)], cut, at)
+    done_before = completed(cut / "study.db")
+    assert 0 < done_before < 24, "the run must be killed mid-way"
+    resumed = run_cli(*common, "--out", str(cut), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert completed(cut / "study.db") == 24  # nothing lost, nothing scored twice
+    assert leaderboard(cut) == leaderboard(full)
+    keys = [c.key for c in load_run(cut)]
+    assert len(keys) == len(set(keys))
+
+
+def test_cli_search_table_and_exit_code(tmp_path: Path) -> None:
+    result = run_cli(
+        "search",
+        "--space",
+        "digits",
+        "--evaluator",
+        "flops",
+        "--budget",
+        "6",
+        "--strategy",
+        "random",
+        "--out",
+        str(tmp_path / "r"),
+        "--quiet",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "best config" in result.stdout and "score" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--strategy", "annealing"], "unknown strategy"),
+        (["--evaluator", "no-such-recipe"], "no-such-recipe"),
+        (["--constraint", "params<=10"], "no valid candidate"),
+        (["--constraint", "parms<=10"], "bad constraint"),
+        (["--space", "autost-smal"], "autost-small"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, extra: list[str], message: str) -> None:
+    result = run_cli(
+        "search",
+        "--space",
+        "digits",
+        "--evaluator",
+        "flops",
+        "--budget",
+        "3",
+        "--out",
+        str(tmp_path / "x"),
+        "--quiet",
+        *extra,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_bad_files_are_one_line_exit_2(tmp_path: Path) -> None:
+    space = tmp_path / "space.toml"
+    space.write_text("[dimensions.depth\n")
+    result = run_cli("search", "--space", str(space), "--out", str(tmp_path / "a"), "--quiet")
+    assert result.returncode == 2 and "malformed TOML" in result.stderr
+    space.write_text("[dimensions.depth]\nchoices = []\n")
+    result = run_cli("search", "--space", str(space), "--out", str(tmp_path / "b"), "--quiet")
+    assert result.returncode == 2 and "non-empty" in result.stderr
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text("[proxies]\nnot_a_proxy = 1.0\n")
+    result = run_cli("search", "--evaluator", str(recipe), "--out", str(tmp_path / "c"), "--quiet")
+    assert result.returncode == 2 and "not_a_proxy" in result.stderr
+
+
+def test_existing_run_is_never_overwritten(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    search("digits", "flops", strategy="random", budget=4, out=out, progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    result = run_cli(
+        "search",
+        "--space",
+        "digits",
+        "--evaluator",
+        "flops",
+        "--budget",
+        "4",
+        "--strategy",
+        "random",
+        "--out",
+        str(out),
+        "--quiet",
+    )
+    assert result.returncode == 2 and "--resume" in result.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_corrupt_study_is_one_line_exit_2(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    search("digits", "flops", strategy="random", budget=3, out=out, progress=False)
+    (out / "study.db").write_bytes(b"this is not a database" * 100)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    result = run_cli(
+        "search",
+        "--space",
+        "digits",
+        "--evaluator",
+        "flops",
+        "--budget",
+        "6",
+        "--strategy",
+        "random",
+        "--out",
+        str(out),
+        "--resume",
+        "--quiet",
+    )
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "study" in result.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
