@@ -18,6 +18,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -86,23 +87,26 @@ class SearchResult:
 _EVALUATORS: dict[str, Any] = {}
 
 
-def _load_evaluator(source: str, dataset: str | None) -> Any:
+def _load_evaluator(source: str, dataset: str | None, reference: str | None = None) -> Any:
     from autost.evaluator import Evaluator
 
-    key = f"{source}|{dataset}"
+    key = f"{source}|{dataset}|{reference}"
     if key not in _EVALUATORS:
         evaluator = Evaluator.load(source)
         if dataset is not None:
             evaluator = evaluator.with_dataset(dataset)
+        if reference is not None:
+            evaluator.set_reference(reference)
         _EVALUATORS[key] = evaluator
     return _EVALUATORS[key]
 
 
 def score_candidate(
-    evaluator_source: str, dataset: str | None, config_json: str
+    evaluator_source: str, dataset: str | None, reference: str | None, config_json: str
 ) -> dict[str, float]:
-    """Score one candidate (runs in worker processes and Ray tasks too)."""
-    evaluator = _load_evaluator(evaluator_source, dataset)
+    """Score one candidate (runs in worker processes and Ray tasks too); ``reference`` is the
+    run's saved reference pool for ensembles, so that every process ranks against one pool."""
+    evaluator = _load_evaluator(evaluator_source, dataset, reference)
     scores = evaluator.score(ArchConfig.from_json(config_json))
     return {k: float(v) for k, v in scores.items()}
 
@@ -381,6 +385,8 @@ def search(
                 )
     study = _open_study(out, storage, strategy, seed, resume)
     _write_run_json(run_file, settings, started=not resume)
+    reference = _reference_pool(scorer, space_obj, out, seed, resume, progress)
+    scoring = (evaluator_source, dataset, reference)
     stored = _stored(study)
     resumed = len(stored)
     multi = strategy == "nsga2"
@@ -397,15 +403,12 @@ def search(
                 evolution or EvolutionSettings(),
                 stored,
                 executor,
-                evaluator_source,
-                dataset,
+                scoring,
                 multi,
                 bar,
             )
         else:
-            evaluated = _run_optuna(
-                study, space_obj, budget, stored, executor, evaluator_source, dataset, multi, bar
-            )
+            evaluated = _run_optuna(study, space_obj, budget, stored, executor, scoring, multi, bar)
     finally:
         executor.close()
         bar.close()
@@ -424,8 +427,7 @@ def _run_deterministic(
     evo: EvolutionSettings,
     stored: dict[str, Candidate],
     executor: _Executor,
-    evaluator_source: str,
-    dataset: str | None,
+    scoring: tuple[str, str | None, str | None],
     multi: bool,
     bar: Any,
 ) -> int:
@@ -441,13 +443,33 @@ def _run_deterministic(
         batches = _evolution_candidates(space, seed, budget, evo, scored)
     for batch in batches:
         todo = [(key, cfg) for key, cfg in batch if key not in stored]
-        jobs = [((key, cfg), (evaluator_source, dataset, cfg.to_json())) for key, cfg in todo]
+        jobs = [((key, cfg), (*scoring, cfg.to_json())) for key, cfg in todo]
         for (key, cfg), scores in executor.map_unordered(jobs):
             stored[key] = _record(study, space, key, cfg, scores, space.metrics(cfg), multi)
             evaluated += 1
             bar.update(1)
             bar.set_postfix(best=f"{max(c.score for c in stored.values()):.4g}")
     return evaluated
+
+
+def _reference_pool(
+    scorer: Any, space: SearchSpace, out: Path, seed: int, resume: bool, progress: bool
+) -> str | None:
+    """For ensembles: the reference pool the run ranks against, drawn from the searched space
+    with ``seed`` and saved as ``reference.json`` (a resumed run reloads it)."""
+    if not getattr(scorer, "is_ensemble", False):
+        return None
+    path = out / "reference.json"
+    if resume and path.exists():
+        scorer.set_reference(path)
+    else:
+        if progress:
+            print(
+                f"scoring a reference pool of {scorer.reference_size} candidates ...",
+                file=sys.stderr,
+            )
+        scorer.fit_reference(space, seed=seed).save(path)
+    return str(path.resolve())
 
 
 def _chunks(
@@ -469,8 +491,7 @@ def _run_optuna(
     budget: int,
     stored: dict[str, Candidate],
     executor: _Executor,
-    evaluator_source: str,
-    dataset: str | None,
+    scoring: tuple[str, str | None, str | None],
     multi: bool,
     bar: Any,
 ) -> int:
@@ -496,7 +517,7 @@ def _run_optuna(
                 continue
             rejected = 0
             asked.append((trial, cfg))
-        jobs = [((trial, cfg), (evaluator_source, dataset, cfg.to_json())) for trial, cfg in asked]
+        jobs = [((trial, cfg), (*scoring, cfg.to_json())) for trial, cfg in asked]
         for (trial, cfg), scores in executor.map_unordered(jobs):
             key = f"t{trial.number:06d}"
             metrics = space.metrics(cfg)
