@@ -134,15 +134,30 @@ def _kill_midway(args: list[str], out: Path, at: int) -> None:
     proc.wait()
 
 
+RECIPE = """
+description = "small data ensemble for tests"
+[proxies]
+sahd = 1.0
+flops = 1.0
+[data]
+dataset = "digits"
+batch_size = 16
+[reference]
+size = 8
+"""
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["random", "evolution"])
 def test_sigkill_and_resume_equals_uninterrupted(tmp_path: Path, strategy: str) -> None:
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(RECIPE)
     common = [
         "search",
         "--space",
         "digits",
         "--evaluator",
-        "zero-cost",
+        str(recipe),
         "--strategy",
         strategy,
         "--budget",

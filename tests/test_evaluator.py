@@ -1,0 +1,172 @@
+"""Evaluator recipes: shipped files, batches, scores, reference pools and recipe errors."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import autost
+from autost import ArchConfig
+from autost.errors import AutostError
+from autost.evaluator import Evaluator, list_evaluators
+from autost.proxies import ReferencePool, get_proxy, list_proxies
+
+DIGITS = dict(in_channels=1, image_size=8, stem_pooling="0001", num_heads=2, mlp_ratios=2)
+TINY = ArchConfig(embed_dim=32, depth=1, timesteps=2, **DIGITS)  # type: ignore[arg-type]
+POOL = [
+    ArchConfig(embed_dim=d, depth=n, timesteps=2, **DIGITS)  # type: ignore[arg-type]
+    for d, n in [(32, 1), (64, 1), (32, 2)]
+]
+
+
+def recipe(**tables: Any) -> dict[str, Any]:
+    return {"proxies": {"flops": 1.0}, **tables}
+
+
+def test_shipped_recipes_load() -> None:
+    names = list_evaluators()
+    assert {"flops", "params", "zero-cost"} <= set(names)
+    for name in names:
+        evaluator = Evaluator.load(name)
+        assert evaluator.name == name and evaluator.proxies
+        assert evaluator.needs_data == any(get_proxy(p).needs_data for p in evaluator.proxies)
+    assert not Evaluator.load("flops").needs_data
+    zero = Evaluator.load("zero-cost")
+    assert zero.weights == {"sahd": 1.0, "grad_norm": 1.0, "flops": 1.0}
+    assert zero.needs_data and zero.is_ensemble and zero.dataset == "digits"
+    # every data-free proxy and every data proxy has a recipe of its own
+    assert set(list_proxies()) <= set(names)
+
+
+def test_flops_recipe_builds_no_model_and_reads_no_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a model was built or data was read")
+
+    monkeypatch.setattr(autost.models, "create_model", fail)
+    monkeypatch.setattr("autost.data.load_dataset", fail)
+    scores = Evaluator.load("flops").score(TINY)
+    expected = 2 * sum(r.macs + r.matmul_macs for r in autost.layer_table(TINY))
+    assert scores == {"flops": expected, "score": expected}
+    params = Evaluator.load("params").score(TINY)
+    assert params["score"] == autost.count_params(TINY)
+
+
+def test_batch_is_fixed_seeded_and_cached_per_timesteps() -> None:
+    evaluator = Evaluator.from_dict(recipe(data={"batch_size": 12, "seed": 3}))
+    x2, y2 = evaluator.batch(TINY)
+    assert x2.shape == (2, 12, 1, 8, 8) and y2.shape == (12,) and y2.dtype == torch.long
+    assert evaluator.batch(TINY)[0] is x2  # cached
+    x4, y4 = evaluator.batch(TINY.replace(timesteps=4))
+    assert x4.shape[0] == 4 and torch.equal(y4, y2)  # the same samples for every T
+    assert torch.equal(
+        Evaluator.from_dict(recipe(data={"batch_size": 12, "seed": 3})).batch(TINY)[0], x2
+    )
+    other = Evaluator.from_dict(recipe(data={"batch_size": 12, "seed": 4})).batch(TINY)[1]
+    assert not torch.equal(other, y2)
+
+
+def test_batch_shape_mismatch_is_a_clear_error() -> None:
+    cifar = ArchConfig(embed_dim=32, depth=1, num_heads=2)
+    with pytest.raises(AutostError, match=r"expects \[3, 32, 32\]"):
+        Evaluator.load("sahd").batch(cifar)
+
+
+def test_single_data_proxy_score_is_its_oriented_value() -> None:
+    sops = Evaluator.from_dict({"proxies": {"sops": 2.0}, "data": {"batch_size": 8}})
+    scores = sops.score(TINY)
+    assert scores["score"] == -scores["sops"] < 0
+    assert sops.score(TINY) == scores  # deterministic
+
+
+def test_ensemble_uses_a_fixed_reference_pool(tmp_path: Path) -> None:
+    data = {
+        "proxies": {"sahd": 1.0, "flops": 2.0},
+        "data": {"batch_size": 8},
+        "reference": {"size": 3},
+    }
+    evaluator = Evaluator.from_dict(data)
+    with pytest.raises(AutostError, match="reference pool"):
+        evaluator.score(TINY)
+    pool = evaluator.fit_reference(POOL)
+    assert pool.size == 3 and set(pool.values) == {"sahd", "flops"}
+    first = evaluator.score(TINY)
+    assert 0.0 <= first["score"] <= 1.0
+    expected = (
+        pool.percentile("sahd", first["sahd"]) + 2 * pool.percentile("flops", first["flops"])
+    ) / 3
+    assert first["score"] == pytest.approx(expected)
+    evaluator.score(POOL[2])  # scoring others changes nothing
+    assert evaluator.score(TINY) == first
+    pool.save(tmp_path / "pool.json")
+    resumed = Evaluator.from_dict(data)
+    resumed.set_reference(tmp_path / "pool.json")
+    assert resumed.score(TINY) == first
+    with pytest.raises(AutostError, match="lacks proxies"):
+        Evaluator.from_dict({**data, "proxies": {"params": 1, "flops": 1}}).set_reference(pool)
+
+
+def test_ensemble_draws_its_pool_from_the_recipe_space() -> None:
+    data = {
+        "proxies": {"flops": 1.0, "params": 1.0},
+        "reference": {"size": 5, "space": "digits", "seed": 1},
+    }
+    a, b = Evaluator.from_dict(data), Evaluator.from_dict(data)
+    assert a.score(TINY) == b.score(TINY)  # the same pool in every process
+    assert a.reference is not None and a.reference.size == 5
+    assert a.reference.to_dict() == b.reference.to_dict()  # type: ignore[union-attr]
+    assert ReferencePool.from_dict(a.reference.to_dict()) == a.reference
+
+
+def test_with_dataset_copies_the_recipe() -> None:
+    zero = Evaluator.load("zero-cost")
+    moved = zero.with_dataset("mnist", root="/nowhere")
+    assert moved.dataset == "mnist" and moved.root == "/nowhere" and moved.name == "zero-cost"
+    assert moved.weights == zero.weights and zero.dataset == "digits"
+    with pytest.raises(AutostError, match=r"data\.dataset"):
+        zero.with_dataset("cifar11")
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("[proxies\nflops = 1", "malformed TOML"),
+        ("description = 'x'", "proxies"),
+        ("[proxies]", "proxies"),
+        ("[proxies]\nsahdd = 1.0", "proxies.sahdd: unknown proxy 'sahdd'; close matches: sahd"),
+        ("[proxies]\nflops = 0", "proxies.flops: weight must be finite and > 0"),
+        ("[proxies]\nflops = -1.5", "proxies.flops: weight must be finite and > 0"),
+        ("[proxies]\nflops = nan", "proxies.flops: weight must be finite and > 0"),
+        ("[proxies]\nflops = inf", "proxies.flops: weight must be finite and > 0"),
+        ("[proxies]\nflops = true", "proxies.flops: weight must be a number"),
+        ("[proxies]\nflops = 'high'", "proxies.flops: weight must be a number"),
+        ("seeed = 1\n[proxies]\nflops = 1", "seeed: unknown key; did you mean 'seed'?"),
+        ("[proxies]\nsahd = 1\n[data]\nbatch_size = 0", "data.batch_size: must be an integer >= 1"),
+        ("[proxies]\nsahd = 1\n[data]\ndataset = 'cifar11'", "data.dataset: unknown dataset"),
+        ("[proxies]\nsahd = 1\n[data]\nbatch = 8", "data.batch: unknown key"),
+        ("[proxies]\nflops = 1\n[reference]\nsize = -2", "reference.size: must be an integer"),
+    ],
+)
+def test_recipe_errors_name_the_file_and_key(tmp_path: Path, text: str, key: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(AutostError) as info:
+        Evaluator.load(path)
+    assert str(path) in str(info.value) and key in str(info.value)
+
+
+def test_unknown_recipe_name_lists_close_matches() -> None:
+    with pytest.raises(AutostError, match="zero-cost"):
+        Evaluator.load("zero-cots")
+    with pytest.raises(AutostError, match="cannot read"):
+        Evaluator.load("/no/such/recipe.toml")
+
+
+def test_recipe_round_trips_through_to_dict() -> None:
+    zero = Evaluator.load("zero-cost")
+    again = Evaluator.from_dict(zero.to_dict())
+    assert again.to_dict() == zero.to_dict()
+    assert not math.isnan(again.weights["sahd"])
