@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from autost.errors import AutostError
 
@@ -17,7 +18,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     names = autost.list_models(args.pattern)
     if not names:
         raise AutostError(f"no preset matches {args.pattern!r}; try 'autost models'")
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in names:
         cfg = autost.models.resolve_config(name)
         rows.append(
@@ -248,7 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
         return code
     except AutostError as exc:
-        print(f"autost: error: {exc}", file=sys.stderr)
+        message = " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"autost: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("autost: interrupted", file=sys.stderr)

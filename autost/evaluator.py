@@ -321,13 +321,18 @@ class Evaluator:
         return pool
 
     def with_dataset(self, dataset: str, root: str | None = None, **options: Any) -> Evaluator:
-        """A copy that reads ``dataset`` (same split, batch size and seeds; no reference pool,
-        whose values depend on the data)."""
+        """A copy that reads ``dataset`` (same split, batch size and seeds).
+
+        The copy has no reference pool (its values depend on the data) and, for another
+        dataset, no ``reference.space`` either: fit one on the searched space instead.
+        """
         data = self.to_dict()
         data["data"].update(dataset=dataset, options=options)
         data["data"].pop("root", None)
         if root is not None:
             data["data"]["root"] = root
+        if dataset != self.dataset:
+            data["reference"].pop("space", None)
         copy = Evaluator.from_dict(data, f"{self.name} (dataset {dataset})")
         copy.name = self.name
         return copy

@@ -14,9 +14,14 @@ function whose backward runs the reverse-time recurrence by hand. Its backends:
 - ``compiled``: ``torch.compile`` turns the whole recurrence into one fused loop (C++ on CPU,
   Triton on CUDA). Forward saves nothing but the input, backward recomputes H on the fly.
 - ``eager``: preallocated buffers and in-place ops, one step at a time; forward saves H.
-- ``auto`` (default): ``$AUTOST_LIF_BACKEND`` if set, else ``compiled`` where a compiler is
-  present and the input is large enough to repay compilation, else ``eager``. A compilation
-  that fails warns once and falls back to ``eager`` for good.
+- ``auto`` (default): ``$AUTOST_LIF_BACKEND`` (``eager|compiled|auto``) if set, else
+  ``compiled`` where a compiler is present and the input has at least
+  ``AUTO_COMPILE_MIN_NUMEL`` elements (small ones do not repay compiling), else ``eager``.
+
+Inside an enclosing ``torch.compile`` the fused kernels are traced into the caller's graph;
+under a dispatch mode (a FLOP counter, say) the eager kernel runs so the mode sees its ops.
+If compiling fails the call runs eagerly with a warning (once); a failure of the toolchain
+itself (no C++ compiler, unsupported platform) keeps that device on ``eager`` from then on.
 
 Neurons keep no state between calls: every forward runs a whole sequence from ``v_reset``.
 """
@@ -167,6 +172,47 @@ def lif_multistep_reference(
     return torch.stack(spikes) if spikes else x.clone()
 
 
+# --------------------------------------------------------------------------- call parameters
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """Everything but x that one LIF call needs (``tau`` detached)."""
+
+    tau: float | Tensor
+    v_threshold: float
+    v_reset: float
+    alpha: float
+    derivative: Derivative
+    detach_reset: bool
+
+    def params(self, x: Tensor) -> Tensor:
+        """The fused kernels' ``params`` tensor on x's device."""
+        rest = (self.v_threshold, self.v_reset, self.alpha)
+        if isinstance(self.tau, Tensor):
+            tau = self.tau.reshape(1).to(device=x.device, dtype=torch.float64)
+            return torch.cat([tau, _constants(rest, x.device), 1.0 / tau])
+        return _constants((self.tau, *rest, 1.0 / self.tau), x.device)
+
+    def flags(self) -> tuple[bool, bool]:
+        """The fused kernels' static ``(tau_pow2, zero_reset)``."""
+        pow2 = not isinstance(self.tau, Tensor) and math.frexp(self.tau)[0] == 0.5
+        return pow2, self.v_reset == 0.0
+
+
+def _constants(values: tuple[float, ...], device: torch.device) -> Tensor:
+    """A float64 tensor of ``values``, made once per device (no host-to-device copy per call)."""
+    if torch.compiler.is_compiling():  # an enclosing compile bakes it into its graph anyway
+        return torch.tensor(values, dtype=torch.float64, device=device)
+    return _cached_constants(values, device)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_constants(values: tuple[float, ...], device: torch.device) -> Tensor:
+    with torch.inference_mode(False):  # a cached inference tensor could not be saved for backward
+        return torch.tensor(values, dtype=torch.float64, device=device)
+
+
 # --------------------------------------------------------------------------- fused kernels
 # Pure functions over x: [T, N]; torch.compile fuses each into one loop over N with the T
 # steps unrolled. They are also what an enclosing torch.compile traces. The scalars travel as
@@ -240,44 +286,6 @@ def _fused_backward(
 # --------------------------------------------------------------------------- eager kernels
 # The same recurrence one step at a time into preallocated buffers. Every op mirrors the
 # reference's arithmetic so that spikes come out bit-identical.
-
-
-@dataclass(frozen=True)
-class _Spec:
-    """Everything but x that one LIF call needs (``tau`` detached)."""
-
-    tau: float | Tensor
-    v_threshold: float
-    v_reset: float
-    alpha: float
-    derivative: Derivative
-    detach_reset: bool
-
-    def params(self, x: Tensor) -> Tensor:
-        """The fused kernels' ``params`` tensor on x's device."""
-        rest = (self.v_threshold, self.v_reset, self.alpha)
-        if isinstance(self.tau, Tensor):
-            tau = self.tau.reshape(1).to(device=x.device, dtype=torch.float64)
-            return torch.cat([tau, _constants(rest, x.device), 1.0 / tau])
-        return _constants((self.tau, *rest, 1.0 / self.tau), x.device)
-
-    def flags(self) -> tuple[bool, bool]:
-        """The fused kernels' static ``(tau_pow2, zero_reset)``."""
-        pow2 = not isinstance(self.tau, Tensor) and math.frexp(self.tau)[0] == 0.5
-        return pow2, self.v_reset == 0.0
-
-
-def _constants(values: tuple[float, ...], device: torch.device) -> Tensor:
-    """A float64 tensor of ``values``, made once per device (no host-to-device copy per call)."""
-    if torch.compiler.is_compiling():  # an enclosing compile bakes it into its graph anyway
-        return torch.tensor(values, dtype=torch.float64, device=device)
-    return _cached_constants(values, device)
-
-
-@functools.lru_cache(maxsize=256)
-def _cached_constants(values: tuple[float, ...], device: torch.device) -> Tensor:
-    with torch.inference_mode(False):  # a cached inference tensor could not be saved for backward
-        return torch.tensor(values, dtype=torch.float64, device=device)
 
 
 def _eager_forward(x: Tensor, spec: _Spec, save_h: bool) -> tuple[Tensor, Tensor | None]:
@@ -398,11 +406,14 @@ def _run_compiled(fn: Callable[..., Any], static: tuple[Any, ...], x: Tensor, *a
         from torch._dynamo import maybe_mark_dynamic
         from torch._dynamo.exc import BackendCompilerFailed
 
-        x = x.detach()  # requires_grad and grad mode are guarded: keep both constant
-        maybe_mark_dynamic(x, 1)  # one graph for every N
+        # requires_grad and grad mode are guarded: keep both constant; one graph for every N.
+        inputs = [a.detach() if isinstance(a, Tensor) else a for a in (x, *args)]
+        for arg in inputs:
+            if isinstance(arg, Tensor) and arg.dim() == 2:
+                maybe_mark_dynamic(arg, 1)
         with torch.no_grad():
             try:
-                return compiled(x, *args, *static)
+                return compiled(*inputs, *static)
             except BackendCompilerFailed:
                 raise
             except Exception:

@@ -183,7 +183,7 @@ def _open_study(out: Path, storage: str | None, strategy: str, seed: int, resume
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    directions = ["maximize", "minimize"] if strategy == "nsga2" else ["maximize"]
+    directions: list[Any] = ["maximize", "minimize"] if strategy == "nsga2" else ["maximize"]
     sampler: Any
     if strategy == "tpe":
         sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
@@ -202,7 +202,8 @@ def _open_study(out: Path, storage: str | None, strategy: str, seed: int, resume
     except KeyError as exc:
         raise AutostError(f"{url}: holds no autost study to resume") from exc
     except Exception as exc:  # sqlalchemy / optuna errors on a corrupt or foreign file
-        raise AutostError(f"cannot open the study storage {url}: {exc}") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AutostError(f"cannot open the study storage {url}: {first}") from exc
     return study
 
 
@@ -502,7 +503,7 @@ def _run_optuna(
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
     evaluated, rejected = 0, 0
     while len(stored) < budget:
-        asked = []
+        asked: list[tuple[Any, ArchConfig]] = []
         while len(asked) < min(executor.slots, budget - len(stored)):
             trial = study.ask()
             cfg = space.build(space.suggest(trial))

@@ -376,8 +376,11 @@ class SearchSpace:
         gen = np.random.default_rng(rng)
         pa, pb = self.to_params(a), self.to_params(b)
         for _ in range(self.max_tries):
-            params = {k: (pa if gen.random() < 0.5 else pb).get(k) for k in set(pa) | set(pb)}
-            depth = int(params.get("depth", a.depth))
+            params = {
+                k: (pa if gen.random() < 0.5 else pb).get(k) for k in sorted(set(pa) | set(pb))
+            }
+            raw_depth: Any = params.get("depth")
+            depth = a.depth if raw_depth is None else int(raw_depth)
             for name, dim in self.dimensions.items():
                 if dim.per_layer:
                     for i in range(depth):

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from data_formats import write_nmnist  # noqa: E402
+from data_formats import write_nmnist
 
-from autost.data import load_dataset  # noqa: E402
+from autost.data import load_dataset
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "event-samples"
 

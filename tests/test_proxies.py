@@ -39,7 +39,7 @@ def batch() -> tuple[torch.Tensor, torch.Tensor]:
     from autost.data import load_dataset
 
     ds = load_dataset("digits", split="train", timesteps=TINY.timesteps)
-    items = [ds[i] for i in range(16)]
+    items = [ds[i] for i in range(8)]  # small: LIF inputs stay below the compile threshold
     return torch.stack([x for x, _ in items], dim=1), torch.tensor([y for _, y in items])
 
 
@@ -53,9 +53,8 @@ def test_every_proxy_is_finite_and_deterministic(name: str, batch: Any) -> None:
     first = score_all(TINY, [name], batch=batch, seed=3)[name]
     again = ProxyContext(TINY, batch, seed=3).score([name])[name]
     assert math.isfinite(first) and first == again
-    if proxy.builds_model and name not in ("flops", "params"):
-        other = score_all(TINY, [name], batch=batch, seed=4)[name]
-        assert other != first or name == "firing_rate"  # another seed, other weights
+    if proxy.builds_model:  # another seed, other weights, another value
+        assert score_all(TINY, [name], batch=batch, seed=4)[name] != first
 
 
 def test_unknown_proxy_lists_close_matches() -> None:
@@ -118,10 +117,10 @@ def test_kernels_on_hand_made_codes() -> None:
     for codes in layers:
         acc.add(torch.from_numpy(codes).reshape(2, 5, -1, 1))  # trailing dims are flattened
     sahd, hamming = hand_kernels(layers)
-    np.testing.assert_allclose(acc.sahd_kernel(), sahd, rtol=1e-12)
-    np.testing.assert_allclose(acc.hamming_kernel(), hamming, rtol=1e-12)
+    np.testing.assert_allclose(acc.sahd_kernel(), sahd, rtol=1e-6)  # float32 terms, as SNASNet
+    np.testing.assert_array_equal(acc.hamming_kernel(), hamming)  # exact counts
     assert acc.layer_steps == 4
-    assert log_abs_det(acc.sahd_kernel()) == pytest.approx(np.log(abs(np.linalg.det(sahd))))
+    assert log_abs_det(acc.sahd_kernel()) == pytest.approx(np.log(abs(np.linalg.det(sahd))), 1e-6)
     assert log_abs_det(acc.hamming_kernel()) == pytest.approx(np.log(np.linalg.det(hamming)))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 
 from autost.blocks.common import (
@@ -14,7 +16,7 @@ from autost.blocks.common import (
 from autost.config import ArchConfig
 from autost.registry import Registry
 
-MLPS: Registry[type[ShortcutBranch]] = Registry("mlp")
+MLPS: Registry[Any] = Registry("mlp")  # classes taking (cfg, layer), with costs()
 
 
 @MLPS.register("mlp")

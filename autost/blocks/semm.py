@@ -107,24 +107,24 @@ class EMSP(ShortcutBranch):
         super().__init__(cfg)
         dim = cfg.layer_dims[layer]
         hidden = int(dim * cfg.mlp_ratios[layer])
-        self.half = hidden // 2
+        self.half_width = hidden // 2
         self.fc1 = LinearBN(dim, hidden)
         self.hidden_lif = spiking_neuron(cfg.neuron)
         self.expert_conv = nn.Conv2d(
-            self.half, self.half, 3, padding=1, groups=self.half, bias=False
+            self.half_width, self.half_width, 3, padding=1, groups=self.half_width, bias=False
         )
-        self.expert_bn = nn.BatchNorm2d(self.half)
+        self.expert_bn = nn.BatchNorm2d(self.half_width)
         self.expert_lif = spiking_neuron(cfg.neuron)
-        self.fc2 = LinearBN(self.half, dim)
+        self.fc2 = LinearBN(self.half_width, dim)
 
     def branch(self, spikes: Tensor, x: Tensor) -> Tensor:
         t, b, n, _ = spikes.shape
         side = math.isqrt(n)
         h = self.hidden_lif(self.fc1(spikes))
-        experts, route = h[..., : self.half], h[..., self.half :]
-        grid = experts.reshape(t * b, side, side, self.half).permute(0, 3, 1, 2)
+        experts, route = h[..., : self.half_width], h[..., self.half_width :]
+        grid = experts.reshape(t * b, side, side, self.half_width).permute(0, 3, 1, 2)
         grid = self.expert_bn(self.expert_conv(grid))
-        experts = self.expert_lif(grid.reshape(t, b, self.half, n).transpose(2, 3))
+        experts = self.expert_lif(grid.reshape(t, b, self.half_width, n).transpose(2, 3))
         return self.fc2(experts * route)
 
     @classmethod

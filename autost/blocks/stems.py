@@ -59,6 +59,10 @@ def _conv_stack(module: nn.Module, widths: list[int], cfg: ArchConfig) -> None:
 class Stem(nn.Module):
     """Base class: ``forward(x [T,B,C,H,W]) -> tokens [T,B,N,D]``; ``costs(cfg)`` lists layers."""
 
+    convs: nn.ModuleList
+    bns: nn.ModuleList
+    lifs: nn.ModuleList
+
     def __init__(self, cfg: ArchConfig) -> None:
         super().__init__()
         self.timesteps = cfg.timesteps

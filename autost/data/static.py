@@ -102,7 +102,14 @@ MNIST = DatasetInfo(
     kind="static",
     description="MNIST from the official IDX files (gzip or raw) under root",
 )
-_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_TYPES: dict[int, Any] = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: ">i2",
+    0x0C: ">i4",
+    0x0D: ">f4",
+    0x0E: ">f8",
+}
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -368,7 +375,7 @@ def load_imagefolder(
     for i in keep:
         try:
             with Image.open(files[i]) as img:
-                img = img.convert(mode).resize((image_size, image_size), Image.BILINEAR)
+                img = img.convert(mode).resize((image_size, image_size), Image.Resampling.BILINEAR)
                 arrays.append(np.asarray(img, dtype=np.float32).reshape(image_size, image_size, -1))
         except (OSError, UnidentifiedImageError) as exc:
             raise AutostError(f"{files[i]}: not a readable image ({exc})") from exc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from autost.cost import count_params, layer_table
+from autost.cost import count_params
 from autost.proxies.base import Proxy, register_proxy
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ class Flops(Proxy):
     cost = "analytic (microseconds, no model)"
 
     def compute(self, ctx: ProxyContext) -> float:
-        return float(2 * sum(row.macs + row.matmul_macs for row in layer_table(ctx.config)))
+        return float(2 * sum(row.macs + row.matmul_macs for row in ctx.layer_table))
 
 
 @register_proxy

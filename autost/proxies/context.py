@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from autost.blocks.common import LayerCost
 from autost.config import ArchConfig
 from autost.cost import CostReport, estimate_cost, layer_table
 from autost.errors import AutostError
@@ -80,6 +81,7 @@ class ProxyContext:
         self._model: nn.Module | None = None
         self._activity: Activity | None = None
         self._cost: CostReport | None = None
+        self._table: list[LayerCost] | None = None
 
     # ------------------------------------------------------------------ shared products
     def reset(self) -> None:
@@ -87,6 +89,13 @@ class ProxyContext:
         self._activity = None
         self._cost = None
         self.seconds.clear()
+
+    @property
+    def layer_table(self) -> list[LayerCost]:
+        """The config's analytic layer table (cached)."""
+        if self._table is None:
+            self._table = layer_table(self.config)
+        return self._table
 
     @property
     def device(self) -> torch.device:
@@ -138,7 +147,7 @@ class ProxyContext:
         if self._cost is None:
             act = self.activity()
             rates = dict(act.input_rates)
-            for row in layer_table(self.config):
+            for row in self.layer_table:
                 if row.kind == "matmul" and row.name.endswith(".qkv"):
                     q_lif = row.name[: -len("qkv")] + "q_lif"
                     if q_lif in act.layer_rates:
@@ -194,7 +203,7 @@ class ProxyContext:
 
         modules = dict(model.named_modules())
         handles = [m.register_forward_hook(on_spikes(n)) for n, m in neuron_layers(model)]
-        for row in layer_table(self.config):
+        for row in self.layer_table:
             module = modules.get(row.name)
             if row.kind in ("conv", "linear") and module is not None:
                 handles.append(module.register_forward_pre_hook(on_input(row.name)))

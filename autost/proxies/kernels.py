@@ -7,7 +7,8 @@ For every LIF layer ``l`` and timestep ``t`` the spikes of the B samples form bi
 
 - ``naswot_hd`` (Mellor et al., ICML 2021, "Neural Architecture Search without Training"):
   ``K_H = sum_{l,t} (N_l - d_ij)`` (= x x^T + (1-x)(1-x)^T), i.e. ``N_A - d_H`` over the
-  concatenated codes of all layers and timesteps; score ``log|det K_H|``.
+  concatenated codes of all layers and timesteps; score ``log|det K_H|``. The codes are the
+  spikes themselves (Mellor et al. binarise ReLU inputs, ``x > 0``: the same on/off pattern).
 - ``sahd`` (Kim et al., ECCV 2022, "Neural Architecture Search for Spiking Neural Networks",
   SNASNet): with firing rates ``r_i = n_i / N_l`` the expected distance of two random codes with
   those rates is ``N_l * e_ij``, ``e_ij = r_i (1 - r_j) + (1 - r_i) r_j``, and each layer-step adds
@@ -16,8 +17,8 @@ For every LIF layer ``l`` and timestep ``t`` the spikes of the B samples form bi
   github.com/Intelligent-Computing-Lab-Yale/Neural-Architecture-Search-for-Spiking-Neural-Networks
   (a forward hook on every ``LIFNode``, called once per timestep; ``np.linalg.slogdet`` whose
   sign is dropped). Differences: the official search averages the score of two random batches
-  (``repeat = 2``, batch 256); here one fixed batch of the recipe's size is scored, and the
-  kernel is accumulated in float64 (counts are exact in either precision).
+  (``repeat = 2``, batch 256); here one fixed batch of the recipe's size is scored. As there,
+  each layer-step's terms are float32 (from exact counts) and their sum is float64.
 
 Both scores have sign +1 (more distinguishable codes at initialisation, better architecture).
 A singular kernel (two samples with identical codes everywhere, e.g. a silent network) gives
@@ -84,7 +85,9 @@ class KernelAccumulator:
         if not self._grams:
             raise ValueError("no spike codes were added")
         if self._kernels is None:
-            gram = torch.cat(self._grams).double()  # [S, B, B] over the S layer-steps
+            # each layer-step's terms in float32 as the official code, sums over them in float64
+            exact = torch.cat(self._grams)  # [S, B, B] over the S layer-steps, exact counts
+            gram = exact.float()
             width = torch.tensor(self._widths, dtype=gram.dtype, device=gram.device)
             count = gram.diagonal(dim1=1, dim2=2)  # [S, B]
             rate = count / width[:, None]
@@ -92,9 +95,13 @@ class KernelAccumulator:
             dist = torch.add(count[:, :, None] + count[:, None, :], gram, alpha=-2.0)
             ri, rj = rate[:, :, None], rate[:, None, :]
             expected = torch.addcmul(ri + rj, ri, rj, value=-2.0).add_(SAHD_EPS)
+            scaled = dist.div_(expected).sum(dim=0, dtype=torch.float64)
             total_width = float(sum(self._widths))
-            sahd = (total_width - 0.5 * dist.div(expected).sum(dim=0)) / len(self._widths)
-            hamming = total_width - dist.sum(dim=0)
+            sahd = (total_width - 0.5 * scaled) / len(self._widths)
+            # sum_s (N_s - d_ij) from summed counts: exact integers in float64
+            counts = exact.diagonal(dim1=1, dim2=2).sum(dim=0, dtype=torch.float64)
+            shared = exact.sum(dim=0, dtype=torch.float64)
+            hamming = total_width - (counts[:, None] + counts[None, :] - 2.0 * shared)
             self._kernels = sahd.cpu().numpy(), hamming.cpu().numpy()
         return self._kernels
 
