@@ -288,3 +288,21 @@ def test_corrupt_study_is_one_line_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "study" in result.stderr
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_two_worker_processes_give_the_same_leaderboard(tmp_path: Path) -> None:
+    one = search(
+        "digits", "flops", strategy="random", budget=8, seed=2, out=tmp_path / "one", progress=False
+    )
+    two = search(
+        "digits",
+        "flops",
+        strategy="random",
+        budget=8,
+        seed=2,
+        out=tmp_path / "two",
+        workers=2,
+        progress=False,
+    )
+    assert [c.key for c in one.leaderboard] == [c.key for c in two.leaderboard]
+    assert [c.scores for c in one.leaderboard] == [c.scores for c in two.leaderboard]
