@@ -101,11 +101,20 @@ def _load_evaluator(source: str, dataset: str | None, reference: str | None = No
     return _EVALUATORS[key]
 
 
+def _eager_lif_default() -> None:
+    # Every candidate has new tensor shapes, so compiling the LIF kernel (seconds per shape)
+    # never pays off while scoring; an explicit AUTOST_LIF_BACKEND still wins.
+    from autost.neurons import BACKEND_ENV
+
+    os.environ.setdefault(BACKEND_ENV, "eager")
+
+
 def score_candidate(
     evaluator_source: str, dataset: str | None, reference: str | None, config_json: str
 ) -> dict[str, float]:
     """Score one candidate (runs in worker processes and Ray tasks too); ``reference`` is the
     run's saved reference pool for ensembles, so that every process ranks against one pool."""
+    _eager_lif_default()
     evaluator = _load_evaluator(evaluator_source, dataset, reference)
     scores = evaluator.score(ArchConfig.from_json(config_json))
     return {k: float(v) for k, v in scores.items()}
@@ -346,6 +355,7 @@ def search(
         raise AutostError(f"unknown strategy {strategy!r}{hint} (choices: {', '.join(STRATEGIES)})")
     if budget < 1:
         raise AutostError(f"budget must be >= 1, got {budget}")
+    _eager_lif_default()
     space_obj = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
     if constraints:
         space_obj = space_obj.with_constraints(constraints)
