@@ -429,16 +429,13 @@ class SearchSpace:
                         yield cfg
 
     # -------------------------------------------------------------------------- adapters
+    def _per_param(self, convert: Callable[[Dimension], Any]) -> dict[str, Any]:
+        """``convert(dim)`` for every flat parameter (per-layer ones up to the max depth)."""
+        return {key: convert(self.dimensions[key.split("[")[0]]) for key in self.param_names()}
+
     def optuna_distributions(self) -> dict[str, Any]:
         """Optuna distributions of every flat parameter (per-layer ones up to the max depth)."""
-        out = {}
-        for name, dim in self.dimensions.items():
-            if dim.per_layer:
-                for i in range(max(self.depths())):
-                    out[f"{name}[{i}]"] = dim.optuna()
-            else:
-                out[name] = dim.optuna()
-        return out
+        return self._per_param(Dimension.optuna)
 
     def suggest(self, trial: Any) -> dict[str, Any]:
         """Flat parameters suggested by an Optuna trial (define-by-run; depth first)."""
@@ -458,14 +455,7 @@ class SearchSpace:
 
     def ray_param_space(self) -> dict[str, Any]:
         """A Ray Tune ``param_space`` of the flat parameters (per-layer up to the max depth)."""
-        out = {}
-        for name, dim in self.dimensions.items():
-            if dim.per_layer:
-                for i in range(max(self.depths())):
-                    out[f"{name}[{i}]"] = dim.ray()
-            else:
-                out[name] = dim.ray()
-        return out
+        return self._per_param(Dimension.ray)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description (for run.json)."""

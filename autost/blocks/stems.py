@@ -56,6 +56,21 @@ def _conv_stack(module: nn.Module, widths: list[int], cfg: ArchConfig) -> None:
         module.gac = GACGate(cfg, widths[1])
 
 
+def _conv_stack_costs(cfg: ArchConfig, widths: list[int]) -> tuple[list[LayerCost], int]:
+    """Rows of a stem's 3x3 conv / BN / LIF stack and the side after its pools (each conv runs
+    at the resolution before its pool, whether the pool follows the BN or the LIF)."""
+    rows: list[LayerCost] = []
+    side, t = cfg.image_size, cfg.timesteps
+    for i, flag in enumerate(cfg.stem_pooling):
+        rows += [
+            conv_cost(f"stem.convs.{i}", widths[i], widths[i + 1], 3, side, t, spiking_input=i > 0),
+            bn_cost(f"stem.bns.{i}", widths[i + 1]),
+            neuron_cost(f"stem.lifs.{i}", cfg),
+        ]
+        side //= 2 if flag == "1" else 1
+    return rows, side
+
+
 class Stem(nn.Module):
     """Base class: ``forward(x [T,B,C,H,W]) -> tokens [T,B,N,D]``; ``costs(cfg)`` lists layers."""
 
@@ -122,15 +137,7 @@ class SPS(Stem):
         dim, t = cfg.stage_dims[0], cfg.timesteps
         widths = [cfg.in_channels, dim // 8, dim // 4, dim // 2, dim]
         side = cfg.image_size
-        rows: list[LayerCost] = []
-        for i, flag in enumerate(cfg.stem_pooling):
-            rows.append(
-                conv_cost(
-                    f"stem.convs.{i}", widths[i], widths[i + 1], 3, side, t, spiking_input=i > 0
-                )
-            )
-            rows += [bn_cost(f"stem.bns.{i}", widths[i + 1]), neuron_cost(f"stem.lifs.{i}", cfg)]
-            side //= 2 if flag == "1" else 1
+        rows, side = _conv_stack_costs(cfg, widths)
         rows += [
             conv_cost("stem.rpe_conv", dim, dim, 3, side, t),
             bn_cost("stem.rpe_bn", dim),
@@ -220,16 +227,7 @@ class _QKStem(Stem):
         divisors, source = QK_FORMS[cls.form]
         widths = [cfg.in_channels, *(width // d for d in divisors)]
         side = cfg.image_size
-        rows: list[LayerCost] = []
-        for i, flag in enumerate(cfg.stem_pooling):
-            # the pool follows BN, so the conv runs at the resolution before pooling
-            rows.append(
-                conv_cost(
-                    f"stem.convs.{i}", widths[i], widths[i + 1], 3, side, t, spiking_input=i > 0
-                )
-            )
-            rows += [bn_cost(f"stem.bns.{i}", widths[i + 1]), neuron_cost(f"stem.lifs.{i}", cfg)]
-            side //= 2 if flag == "1" else 1
+        rows, side = _conv_stack_costs(cfg, widths)
         rows += [
             conv_cost("stem.res_conv", widths[source + 1], width, 1, side, t),
             bn_cost("stem.res_bn", width),
