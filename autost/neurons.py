@@ -137,8 +137,27 @@ def list_surrogates() -> list[str]:
 @register_surrogate("sigmoid")
 def sigmoid_derivative(x: Tensor, alpha: float | Tensor = 4.0) -> Tensor:
     """alpha * sigmoid(alpha x) * (1 - sigmoid(alpha x)), SpikingJelly's ``Sigmoid``."""
-    s = (x * alpha).sigmoid_()
+    if x.dtype == torch.float32 and torch.compiler.is_compiling():
+        s = 1.0 / (1.0 + _exp_float32(-(x * alpha)))
+    else:
+        s = (x * alpha).sigmoid_()
     return (1.0 - s).mul_(s).mul_(alpha)
+
+
+def _exp_float32(z: Tensor) -> Tensor:
+    """exp of float32 ``z`` by Cephes' expf polynomial: <= 1.4 ulp on [-87, 88], clamped outside.
+
+    Inductor turns torch.exp into a call to Sleef's exp, which alone took about a quarter of
+    the fused sigmoid backward; this inlines into the loop. Used only while compiling.
+    """
+    t = z.clamp(-87.0, 88.0)
+    n = torch.round(t * 1.4426950408889634)  # t = n ln2 + r, |r| <= ln2 / 2
+    r = t - n * 0.693359375 + n * 2.12194440e-4  # ln2 in two parts, exact first product
+    p = r * 1.9875691500e-4 + 1.3981999507e-3
+    for c in (8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1):
+        p = p * r + c
+    two_n = ((n.to(torch.int32) + 127) << 23).view(torch.float32)  # 2**n from its bits
+    return (p * (r * r) + r + 1.0) * two_n
 
 
 @register_surrogate("atan")
@@ -229,8 +248,9 @@ def _fused_charge(
     return d, v + (d * params[4] if tau_pow2 else d / params[0])
 
 
-def _fused_reset(h: Tensor, s: Tensor, params: Tensor, zero_reset: bool) -> Tensor:
-    return h * (1.0 - s) if zero_reset else h * (1.0 - s) + params[2] * s
+def _fused_reset(h: Tensor, fired: Tensor, params: Tensor, zero_reset: bool) -> Tensor:
+    # Equal to H (1 - S) + v_reset S for S in {0, 1} (up to the sign of a zero), in one select.
+    return torch.where(fired, 0.0 if zero_reset else params[2], h)
 
 
 def _fused_forward(x: Tensor, params: Tensor, tau_pow2: bool, zero_reset: bool) -> Tensor:
@@ -238,9 +258,9 @@ def _fused_forward(x: Tensor, params: Tensor, tau_pow2: bool, zero_reset: bool) 
     spikes = []
     for t in range(x.shape[0]):
         h = _fused_charge(x[t], v, params, tau_pow2, zero_reset)[1]
-        s = (h >= params[1]).to(x.dtype)
-        v = _fused_reset(h, s, params, zero_reset)
-        spikes.append(s)
+        fired = h >= params[1]
+        v = _fused_reset(h, fired, params, zero_reset)
+        spikes.append(fired.to(x.dtype))
     return torch.stack(spikes)
 
 
@@ -260,7 +280,7 @@ def _fused_backward(
     hs, ds = [], []
     for t in range(x.shape[0]):
         d, h = _fused_charge(x[t], v, params, tau_pow2, zero_reset)
-        v = _fused_reset(h, (h >= v_threshold).to(x.dtype), params, zero_reset)
+        v = _fused_reset(h, h >= v_threshold, params, zero_reset)
         hs.append(h)
         ds.append(d)
     grad_x: list[Tensor] = []  # in reverse time order
@@ -270,10 +290,10 @@ def _fused_backward(
         h = hs[t]
         sg = derivative(h - v_threshold, alpha)
         grad_h = grad_spikes[t] * sg
-        if grad_v is not None:
-            keep = 1.0 - (h >= v_threshold).to(x.dtype)
-            dv_dh = keep if detach_reset else keep + (v_reset - h) * sg
-            grad_h = grad_h + grad_v * dv_dh
+        if grad_v is not None:  # dV/dH = 1 - S, plus (v_reset - H) sg without detach_reset
+            grad_h = grad_h + torch.where(h >= v_threshold, 0.0, grad_v)
+            if not detach_reset:
+                grad_h = grad_h + grad_v * (v_reset - h) * sg
         grad_x.append(grad_h * inv_tau)
         grad_v = grad_h - grad_x[-1]
         if tau_grad:  # dH/dtau = -d / tau^2
