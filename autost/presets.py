@@ -4,6 +4,8 @@ Names are ``<family>-<depth>-<dim>-<dataset>``. Each preset equals its official 
 parameter for parameter, leaving out modules that the official code builds but never calls
 (Spikformer's LayerNorms, DVS ``pos_embed``/``norm``/``res_lif``; SDT's talking-heads conv,
 ``attn_lif`` and stem ``rpe_lif``). The exact counts are held by ``tests/test_presets.py``.
+Known output difference: the official SDT CIFAR10-DVS model max-pools K, V and the attention
+products with a parameter-free 3x3 "Erode"; that pooling is not built here.
 
 Sources (read for structure, not copied): ZK-Zhou/spikformer (cifar10, cifar10dvs, imagenet
 ``model.py``), BICLab/Spike-Driven-Transformer (``module/``, ``conf/``), zhouchenlin2096/QKFormer
