@@ -22,6 +22,7 @@ Inside an enclosing ``torch.compile`` the fused kernels are traced into the call
 under a dispatch mode (a FLOP counter, say) the eager kernel runs so the mode sees its ops.
 If compiling fails the call runs eagerly with a warning (once); a failure of the toolchain
 itself (no C++ compiler, unsupported platform) keeps that device on ``eager`` from then on.
+Set ``AUTOST_LIF_BACKEND=eager`` to never compile (short test runs, say).
 
 Neurons keep no state between calls: every forward runs a whole sequence from ``v_reset``.
 """
@@ -136,7 +137,10 @@ def list_surrogates() -> list[str]:
 
 @register_surrogate("sigmoid")
 def sigmoid_derivative(x: Tensor, alpha: float | Tensor = 4.0) -> Tensor:
-    """alpha * sigmoid(alpha x) * (1 - sigmoid(alpha x)), SpikingJelly's ``Sigmoid``."""
+    """alpha * sigmoid(alpha x) * (1 - sigmoid(alpha x)), SpikingJelly's ``Sigmoid``.
+
+    While compiling, float32 takes its exponential from :func:`_exp_float32` (<= 1.4 ulp).
+    """
     if x.dtype == torch.float32 and torch.compiler.is_compiling():
         s = 1.0 / (1.0 + _exp_float32(-(x * alpha)))
     else:
@@ -362,17 +366,25 @@ def _eager_backward(
 
 _compiled_fns: dict[tuple[Any, ...], Callable[..., Any]] = {}
 _compile_failed: set[str] = set()
-_warned: set[tuple[str, type]] = set()
+_backend_failures: dict[str, int] = {}
+_warned: set[tuple[str, type, bool]] = set()
 
 
 @functools.cache
 def _compiler_present(device_type: str) -> bool:
-    """Whether torch.compile can be expected to work on this device type (Windows: no)."""
+    """Whether torch.compile can be expected to pay on this device type (Windows: no)."""
     if sys.platform == "win32":
         return False
     if device_type == "cpu":
         names = [os.environ.get("CXX", ""), "g++", "clang++", "c++"]
-        return any(name and shutil.which(name) for name in names)
+        if not any(name and shutil.which(name) for name in names):
+            return False
+        try:  # without a SIMD instruction set inductor's loops are scalar: slower than eager
+            from torch._inductor.cpu_vec_isa import pick_vec_isa
+
+            return bool(pick_vec_isa())
+        except Exception:
+            return False
     if device_type == "cuda":
         from torch.utils._triton import has_triton
 
@@ -405,11 +417,13 @@ def _resolve_backend(backend: str, x: Tensor) -> str:
 def _run_compiled(fn: Callable[..., Any], static: tuple[Any, ...], x: Tensor, *args: Any) -> Any:
     """``fn(x, *args, *static)`` through torch.compile, or ``None`` if compiling failed.
 
-    A failure of the toolchain itself (no compiler, unsupported platform) switches the device to
-    the eager kernel for good; any other failure only this call. Either warns once.
+    The device stays on the eager kernel for good once the toolchain itself has failed (no
+    compiler, unsupported platform: torch.compile refuses, or the backend fails twice, a second
+    chance for races in the shared compile cache); any other failure costs only this call.
     """
     if torch.compiler.is_compiling():
         return fn(x, *args, *static)
+    device = x.device.type
     key = (fn.__name__, x.shape[0], *static)
     permanent = True
     try:
@@ -435,6 +449,8 @@ def _run_compiled(fn: Callable[..., Any], static: tuple[Any, ...], x: Tensor, *a
             try:
                 return compiled(*inputs, *static)
             except BackendCompilerFailed:
+                _backend_failures[device] = _backend_failures.get(device, 0) + 1
+                permanent = _backend_failures[device] >= 2
                 raise
             except Exception:
                 permanent = False
@@ -442,11 +458,10 @@ def _run_compiled(fn: Callable[..., Any], static: tuple[Any, ...], x: Tensor, *a
     except torch.OutOfMemoryError:
         raise
     except Exception as exc:
-        device = x.device.type
         if permanent:
             _compile_failed.add(device)
-        if (device, type(exc)) not in _warned:
-            _warned.add((device, type(exc)))
+        if (device, type(exc), permanent) not in _warned:
+            _warned.add((device, type(exc), permanent))
             scope = "from now on" if permanent else "for this call"
             warnings.warn(
                 f"autost: compiling the LIF kernel failed ({type(exc).__name__}: {exc}); "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import pytest
 import torch
@@ -206,7 +207,8 @@ def test_full_jacobian_matches_reference(detach_reset: bool) -> None:
     """gradcheck-style: every vector-Jacobian row of the hand-written backward, not one."""
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(5, 2, 3, generator=gen, dtype=torch.float64) * 1.2 + 0.5
-    kwargs = {"tau": 1.6, "v_threshold": 0.8, "v_reset": -0.1, "detach_reset": detach_reset}
+    kwargs: dict[str, Any] = {"tau": 1.6, "v_threshold": 0.8, "v_reset": -0.1}
+    kwargs["detach_reset"] = detach_reset
     fast = torch.autograd.functional.jacobian(
         lambda t: lif_multistep(t, backend="eager", **kwargs), x
     )
@@ -275,10 +277,18 @@ def test_surrogate_registry() -> None:
     assert {"sigmoid", "atan"} <= set(list_surrogates())
     with pytest.raises(UnknownNameError, match="sigmoid"):
         get_surrogate("sigmiod")
+
+    def with_default(x: Tensor, alpha: float = 1.0) -> Tensor:
+        return x
+
+    def without_default(x: Tensor, alpha: float) -> Tensor:
+        return x
+
     with pytest.raises(ValueError, match="already registered"):
-        register_surrogate("atan")(lambda x, alpha=1.0: x)
+        register_surrogate("atan")(with_default)
     with pytest.raises(TypeError, match="alpha"):
-        register_surrogate("no-default-alpha")(lambda x, alpha: x)
+        register_surrogate("no-default-alpha")(without_default)
+    assert "no-default-alpha" not in list_surrogates()
 
 
 # --------------------------------------------------------------------------- argument errors
@@ -387,6 +397,26 @@ def test_a_failing_call_falls_back_for_that_call_only(monkeypatch: pytest.Monkey
     assert not neurons._compile_failed
 
 
+def test_backend_compiler_failures_get_a_second_chance(monkeypatch: pytest.MonkeyPatch) -> None:
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    def toolchain_broken(*args: object) -> object:
+        raise BackendCompilerFailed(torch.compile, RuntimeError("g++: error"), None)
+
+    x = torch.randn(3, 4, 5)
+    key = ("_fused_forward", 3, True, True)
+    monkeypatch.setattr(neurons, "_compiled_fns", {key: toolchain_broken})
+    monkeypatch.setattr(neurons, "_compile_failed", set())
+    monkeypatch.setattr(neurons, "_backend_failures", {})
+    monkeypatch.setattr(neurons, "_warned", set())
+    with pytest.warns(RuntimeWarning, match="for this call"):
+        assert torch.equal(lif_multistep(x, backend="compiled"), lif_multistep_reference(x))
+    assert not neurons._compile_failed
+    with pytest.warns(RuntimeWarning, match="from now on"):
+        assert torch.equal(lif_multistep(x, backend="compiled"), lif_multistep_reference(x))
+    assert neurons._compile_failed == {"cpu"}
+
+
 def test_dispatch_modes_see_the_eager_ops(monkeypatch: pytest.MonkeyPatch) -> None:
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -400,10 +430,10 @@ def test_dispatch_modes_see_the_eager_ops(monkeypatch: pytest.MonkeyPatch) -> No
 def test_backward_recovers_when_compiling_fails_after_a_compiled_forward(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def forward_only(fn: object, *args: object) -> object:
+    def forward_only(fn: object, static: tuple[bool, bool], x: Tensor, *args: Tensor) -> object:
         if fn is neurons._fused_backward:
             return None  # as if compiling the backward failed
-        return neurons._fused_forward(args[1], args[2], *args[0])  # type: ignore[arg-type]
+        return neurons._fused_forward(x, args[0], *static)
 
     monkeypatch.setattr(neurons, "_run_compiled", forward_only)
     x = (torch.randn(3, 8, dtype=torch.float64) + 0.5).requires_grad_()
@@ -479,7 +509,7 @@ def test_recording_and_firing_rate() -> None:
     assert lif.firing_rate() == pytest.approx(0.5)
 
 
-def _net() -> nn.Module:
+def _net() -> nn.Sequential:
     return nn.Sequential(
         nn.Linear(4, 8), LIF(backend="eager"), nn.Linear(8, 8), PLIF(backend="eager")
     )
@@ -505,10 +535,10 @@ def test_neuron_layers_and_record_spikes() -> None:
 
 def test_record_spikes_restores_previous_setting_even_after_an_error() -> None:
     net = _net()
-    lif = net[1]
+    (_, lif), (_, plif) = neuron_layers(net)
     lif.record = True
     with pytest.raises(ValueError), record_spikes(net):
         net(torch.randn(2, 1, 4))
         raise ValueError
     assert lif.record and lif.last_spikes is not None
-    assert not net[3].record and net[3].last_spikes is None
+    assert not plif.record and plif.last_spikes is None
