@@ -17,7 +17,9 @@ from autost.errors import ConfigError, UnknownNameError
 from autost.neurons import (
     LIF,
     PLIF,
+    backend,
     get_surrogate,
+    kernels,
     lif_multistep,
     lif_multistep_reference,
     list_neurons,
@@ -26,6 +28,7 @@ from autost.neurons import (
     neuron_layers,
     record_spikes,
     register_surrogate,
+    surrogates,
 )
 
 
@@ -110,9 +113,9 @@ def test_eager_fast_op_matches_reference(case: dict) -> None:
 @pytest.mark.slow
 def test_compiled_fast_op_matches_reference(monkeypatch: pytest.MonkeyPatch) -> None:
     """One pass over the compiled backend (compiles a handful of graphs, ~10-30 s cold)."""
-    if not neurons._compiler_present("cpu"):
+    if not backend._compiler_present("cpu"):
         pytest.skip("no C++ compiler for torch.compile")
-    monkeypatch.setattr(neurons, "_compile_failed", set())
+    monkeypatch.setattr(backend, "_compile_failed", set())
     base = {"shape": (5, 3, 7), "scale": 1.5, "seed": 3, "alpha": None}
     configs = [
         {"v_threshold": 1.0, "v_reset": 0.0, "tau": 2.0, "surrogate": "sigmoid"},
@@ -123,14 +126,14 @@ def test_compiled_fast_op_matches_reference(monkeypatch: pytest.MonkeyPatch) -> 
         warnings.filterwarnings("error", message="autost: compiling")
         for detach_reset, config in zip((True, False), configs, strict=True):
             _assert_matches_reference({**base, **config, "detach_reset": detach_reset}, "compiled")
-    assert not neurons._compile_failed
+    assert not backend._compile_failed
 
 
 @pytest.mark.slow
 def test_modules_work_inside_an_enclosing_torch_compile(monkeypatch: pytest.MonkeyPatch) -> None:
-    if not neurons._compiler_present("cpu"):
+    if not backend._compiler_present("cpu"):
         pytest.skip("no C++ compiler for torch.compile")
-    monkeypatch.setattr(neurons, "_compile_failed", set())
+    monkeypatch.setattr(backend, "_compile_failed", set())
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(6, 6), PLIF(tau=1.7, v_threshold=0.4, backend="compiled"))
     x = torch.randn(4, 3, 6)
@@ -143,14 +146,14 @@ def test_modules_work_inside_an_enclosing_torch_compile(monkeypatch: pytest.Monk
     assert torch.equal(out, expected)
     for p, g in zip(net.parameters(), grads, strict=True):
         torch.testing.assert_close(p.grad, g, rtol=0, atol=1e-5)
-    assert not neurons._compile_failed
+    assert not backend._compile_failed
 
 
 def test_cached_kernel_constants_are_not_inference_tensors() -> None:
     with torch.inference_mode():
-        params = neurons._constants((0.123, 4.56), torch.device("cpu"))
+        params = kernels._constants((0.123, 4.56), torch.device("cpu"))
     assert not params.is_inference()
-    assert neurons._constants((0.123, 4.56), torch.device("cpu")) is params
+    assert kernels._constants((0.123, 4.56), torch.device("cpu")) is params
 
 
 # --------------------------------------------------------------------------- known values
@@ -259,9 +262,9 @@ def test_surrogate_derivatives_equal_autograd_of_spikingjelly_primitives() -> No
 def test_compiled_kernels_exp_polynomial_is_accurate() -> None:
     z = torch.linspace(-87.0, 88.0, 200_001)
     exact = torch.exp(z.double())
-    rel = (neurons._exp_float32(z).double() - exact).abs() / exact
+    rel = (surrogates._exp_float32(z).double() - exact).abs() / exact
     assert rel.max().item() < 1.5 * 2.0**-24  # about one float32 ulp, as good as torch.exp
-    assert torch.isfinite(neurons._exp_float32(torch.tensor([-1e4, 1e4]))).all()
+    assert torch.isfinite(surrogates._exp_float32(torch.tensor([-1e4, 1e4]))).all()
 
 
 def test_surrogate_spike_is_heaviside_with_surrogate_gradient() -> None:
@@ -343,21 +346,21 @@ def test_other_bad_input_errors(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_backend_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
     small, big = torch.zeros(2, 3), torch.zeros(2, neurons.AUTO_COMPILE_MIN_NUMEL)
-    monkeypatch.setattr(neurons, "_compiler_present", lambda device_type: True)
-    assert neurons._resolve_backend("eager", big) == "eager"
-    assert neurons._resolve_backend("compiled", small) == "compiled"
-    assert neurons._resolve_backend("auto", small) == "eager"  # not worth compiling
-    assert neurons._resolve_backend("auto", big) == "compiled"
+    monkeypatch.setattr(backend, "_compiler_present", lambda device_type: True)
+    assert backend._resolve_backend("eager", big) == "eager"
+    assert backend._resolve_backend("compiled", small) == "compiled"
+    assert backend._resolve_backend("auto", small) == "eager"  # not worth compiling
+    assert backend._resolve_backend("auto", big) == "compiled"
     monkeypatch.setenv(neurons.BACKEND_ENV, "eager")
-    assert neurons._resolve_backend("auto", big) == "eager"
+    assert backend._resolve_backend("auto", big) == "eager"
     monkeypatch.setenv(neurons.BACKEND_ENV, "compiled")
-    assert neurons._resolve_backend("auto", small) == "compiled"
-    assert neurons._resolve_backend("eager", small) == "eager"  # an explicit argument wins
+    assert backend._resolve_backend("auto", small) == "compiled"
+    assert backend._resolve_backend("eager", small) == "eager"  # an explicit argument wins
     monkeypatch.delenv(neurons.BACKEND_ENV)
-    monkeypatch.setattr(neurons, "_compiler_present", lambda device_type: False)
-    assert neurons._resolve_backend("auto", big) == "eager"
-    monkeypatch.setattr(neurons, "_compile_failed", {"cpu"})
-    assert neurons._resolve_backend("compiled", big) == "eager"
+    monkeypatch.setattr(backend, "_compiler_present", lambda device_type: False)
+    assert backend._resolve_backend("auto", big) == "eager"
+    monkeypatch.setattr(backend, "_compile_failed", {"cpu"})
+    assert backend._resolve_backend("compiled", big) == "eager"
 
 
 def test_failed_compilation_falls_back_to_eager(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -365,13 +368,13 @@ def test_failed_compilation_falls_back_to_eager(monkeypatch: pytest.MonkeyPatch)
         raise RuntimeError("no C++ compiler")
 
     monkeypatch.setattr(torch, "compile", broken_compile)
-    monkeypatch.setattr(neurons, "_compiled_fns", {})
-    monkeypatch.setattr(neurons, "_compile_failed", set())
-    monkeypatch.setattr(neurons, "_warned", set())
+    monkeypatch.setattr(backend, "_compiled_fns", {})
+    monkeypatch.setattr(backend, "_compile_failed", set())
+    monkeypatch.setattr(backend, "_warned", set())
     x = (torch.randn(4, 3, 5, dtype=torch.float64) + 0.5).requires_grad_()
     with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler.*from now on"):
         out = lif_multistep(x, backend="compiled")
-    assert neurons._compile_failed == {"cpu"}
+    assert backend._compile_failed == {"cpu"}
     x_ref = x.detach().clone().requires_grad_()
     ref = lif_multistep_reference(x_ref)
     assert torch.equal(out, ref)
@@ -388,13 +391,13 @@ def test_a_failing_call_falls_back_for_that_call_only(monkeypatch: pytest.Monkey
 
     x = torch.randn(3, 4, 5)
     key = ("_fused_forward", 3, True, True)  # tau 2 (a power of two), v_reset 0
-    monkeypatch.setattr(neurons, "_compiled_fns", {key: unsupported})
-    monkeypatch.setattr(neurons, "_compile_failed", set())
-    monkeypatch.setattr(neurons, "_warned", set())
+    monkeypatch.setattr(backend, "_compiled_fns", {key: unsupported})
+    monkeypatch.setattr(backend, "_compile_failed", set())
+    monkeypatch.setattr(backend, "_warned", set())
     with pytest.warns(RuntimeWarning, match="for this call"):
         out = lif_multistep(x, backend="compiled")
     assert torch.equal(out, lif_multistep_reference(x))
-    assert not neurons._compile_failed
+    assert not backend._compile_failed
 
 
 def test_backend_compiler_failures_get_a_second_chance(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -405,37 +408,37 @@ def test_backend_compiler_failures_get_a_second_chance(monkeypatch: pytest.Monke
 
     x = torch.randn(3, 4, 5)
     key = ("_fused_forward", 3, True, True)
-    monkeypatch.setattr(neurons, "_compiled_fns", {key: toolchain_broken})
-    monkeypatch.setattr(neurons, "_compile_failed", set())
-    monkeypatch.setattr(neurons, "_backend_failures", {})
-    monkeypatch.setattr(neurons, "_warned", set())
+    monkeypatch.setattr(backend, "_compiled_fns", {key: toolchain_broken})
+    monkeypatch.setattr(backend, "_compile_failed", set())
+    monkeypatch.setattr(backend, "_backend_failures", {})
+    monkeypatch.setattr(backend, "_warned", set())
     with pytest.warns(RuntimeWarning, match="for this call"):
         assert torch.equal(lif_multistep(x, backend="compiled"), lif_multistep_reference(x))
-    assert not neurons._compile_failed
+    assert not backend._compile_failed
     with pytest.warns(RuntimeWarning, match="from now on"):
         assert torch.equal(lif_multistep(x, backend="compiled"), lif_multistep_reference(x))
-    assert neurons._compile_failed == {"cpu"}
+    assert backend._compile_failed == {"cpu"}
 
 
 def test_dispatch_modes_see_the_eager_ops(monkeypatch: pytest.MonkeyPatch) -> None:
     from torch.utils.flop_counter import FlopCounterMode
 
-    monkeypatch.setattr(neurons, "_compiler_present", lambda device_type: True)
+    monkeypatch.setattr(backend, "_compiler_present", lambda device_type: True)
     big = torch.zeros(2, neurons.AUTO_COMPILE_MIN_NUMEL)
     with FlopCounterMode(display=False):
-        assert neurons._resolve_backend("compiled", big) == "eager"
-    assert neurons._resolve_backend("compiled", big) == "compiled"
+        assert backend._resolve_backend("compiled", big) == "eager"
+    assert backend._resolve_backend("compiled", big) == "compiled"
 
 
 def test_backward_recovers_when_compiling_fails_after_a_compiled_forward(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def forward_only(fn: object, static: tuple[bool, bool], x: Tensor, *args: Tensor) -> object:
-        if fn is neurons._fused_backward:
+        if fn is backend._fused_backward:
             return None  # as if compiling the backward failed
-        return neurons._fused_forward(x, args[0], *static)
+        return backend._fused_forward(x, args[0], *static)
 
-    monkeypatch.setattr(neurons, "_run_compiled", forward_only)
+    monkeypatch.setattr(backend, "_run_compiled", forward_only)
     x = (torch.randn(3, 8, dtype=torch.float64) + 0.5).requires_grad_()
     out = lif_multistep(x, 1.5, detach_reset=False, backend="compiled")
     x_ref = x.detach().clone().requires_grad_()
@@ -455,12 +458,12 @@ def test_fused_kernels_match_reference_uncompiled() -> None:
         (1.7, -0.3, "atan", False),
     ]:
         sur = get_surrogate(surrogate)
-        spec = neurons._Spec(tau, 0.9, v_reset, sur.default_alpha, sur.derivative, detach)
+        spec = kernels._Spec(tau, 0.9, v_reset, sur.default_alpha, sur.derivative, detach)
         params, flags = spec.params(x), spec.flags()
         x_ref = x.clone().requires_grad_()
         ref = lif_multistep_reference(x_ref, tau, 0.9, v_reset, surrogate, detach_reset=detach)
-        assert torch.equal(neurons._fused_forward(x, params, *flags), ref)
-        grad_x, grad_tau = neurons._fused_backward(
+        assert torch.equal(backend._fused_forward(x, params, *flags), ref)
+        grad_x, grad_tau = backend._fused_backward(
             x, grad, params, sur.derivative, detach, False, *flags
         )
         assert grad_tau is None
