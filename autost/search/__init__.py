@@ -1,0 +1,180 @@
+"""Training-free search: strategies, analytic constraints, Optuna persistence, resume, parallel
+scoring, and the run-directory files (``study.db``, ``leaderboard.csv``, ``best.json``,
+``run.json``).
+
+Every scored candidate is a COMPLETE trial of an Optuna study (SQLite in the run directory by
+default, or any Optuna storage URL), written as soon as its score exists, so a killed run loses
+at most the evaluations in flight. ``random`` and ``evolution`` derive every candidate from
+``(seed, position)`` and from the scores before it, so a resumed run re-creates the same
+candidates, skips those already stored, and ends with the same leaderboard as an
+uninterrupted run. ``tpe`` and ``nsga2`` resume from the study's history through Optuna.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autost.errors import AutostError
+from autost.search.outputs import (
+    export,
+    leaderboard_rows,
+    load_run,
+    progress_bar,
+    write_outputs,
+    write_run_json,
+)
+from autost.search.scoring import (
+    Executor,
+    eager_lif_default,
+    load_evaluator,
+    reference_pool,
+    score_candidate,
+)
+from autost.search.strategies import STRATEGIES, EvolutionSettings, run_deterministic, run_optuna
+from autost.search.study import (
+    Candidate,
+    open_study,
+    rank_leaderboard,
+    storage_url,
+    stored_candidates,
+)
+from autost.space import SearchSpace
+
+__all__ = [
+    "STRATEGIES",
+    "Candidate",
+    "EvolutionSettings",
+    "SearchResult",
+    "export",
+    "leaderboard_rows",
+    "load_run",
+    "score_candidate",
+    "search",
+]
+
+
+@dataclass
+class SearchResult:
+    """What :func:`search` returns: the leaderboard (best first) and the run directory."""
+
+    out: Path
+    leaderboard: list[Candidate]
+    evaluated: int
+    resumed: int
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def best(self) -> Candidate:
+        return self.leaderboard[0]
+
+
+# ------------------------------------------------------------------------------ entry point
+
+
+def search(
+    space: str | Path | SearchSpace,
+    evaluator: str | Path = "flops",
+    *,
+    strategy: str = "random",
+    budget: int = 100,
+    constraints: Sequence[str] = (),
+    seed: int = 0,
+    dataset: str | None = None,
+    out: str | Path = "runs/search",
+    resume: bool = False,
+    workers: int = 1,
+    address: str | None = None,
+    storage: str | None = None,
+    evolution: EvolutionSettings | None = None,
+    progress: bool = True,
+) -> SearchResult:
+    """Rank candidates of ``space`` with ``evaluator`` and write the run directory ``out``.
+
+    ``strategy`` is ``random``, ``evolution`` (AutoST's), ``tpe`` or ``nsga2`` (score up,
+    energy down). ``constraints`` like ``'params<=12e6'`` are checked analytically before any
+    candidate is scored. ``resume=True`` continues the run stored in ``out`` (or ``storage``).
+    """
+    if strategy not in STRATEGIES:
+        import difflib
+
+        close = difflib.get_close_matches(strategy, STRATEGIES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise AutostError(f"unknown strategy {strategy!r}{hint} (choices: {', '.join(STRATEGIES)})")
+    if budget < 1:
+        raise AutostError(f"budget must be >= 1, got {budget}")
+    eager_lif_default()
+    space_obj = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
+    if constraints:
+        space_obj = space_obj.with_constraints(constraints)
+    space_obj.sample(seed)  # a clear error now when the constraints admit nothing
+    out = Path(out)
+    evaluator_source = str(evaluator)
+    scorer = load_evaluator(evaluator_source, dataset)  # validates the recipe up front
+    run_file = out / "run.json"
+    if not resume and (run_file.exists() or (out / "study.db").exists()):
+        raise AutostError(
+            f"{out} already holds a search run; pass --resume to continue it or choose "
+            "another --out (nothing was changed)"
+        )
+    if resume and not run_file.exists() and storage is None:
+        raise AutostError(f"{out}: no run to resume (run.json is missing)")
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "space": space_obj.to_dict(),
+        "evaluator": evaluator_source,
+        "evaluator_recipe": getattr(scorer, "to_dict", lambda: {})(),
+        "strategy": strategy,
+        "budget": budget,
+        "constraints": [str(c) for c in space_obj.constraints],
+        "seed": seed,
+        "dataset": dataset,
+        "workers": workers,
+        "address": address,
+        "storage": storage_url(out, storage) if storage else "study.db",
+        "evolution": (evolution or EvolutionSettings()).__dict__,
+    }
+    if resume and run_file.exists():
+        previous = json.loads(run_file.read_text())
+        for key in ("strategy", "seed", "evaluator", "constraints"):
+            if previous.get("settings", {}).get(key) != settings[key]:
+                raise AutostError(
+                    f"{out}: cannot resume with a different {key} "
+                    f"({previous['settings'].get(key)!r} was used)"
+                )
+    study = open_study(out, storage, strategy, seed, resume)
+    write_run_json(run_file, settings, started=not resume)
+    reference = reference_pool(scorer, space_obj, out, seed, resume, progress)
+    scoring = (evaluator_source, dataset, reference)
+    stored = stored_candidates(study)
+    resumed = len(stored)
+    multi = strategy == "nsga2"
+    executor = Executor(workers, address)
+    bar = progress_bar(budget, resumed, progress)
+    try:
+        if strategy in ("random", "evolution"):
+            evaluated = run_deterministic(
+                study,
+                space_obj,
+                strategy,
+                seed,
+                budget,
+                evolution or EvolutionSettings(),
+                stored,
+                executor,
+                scoring,
+                multi,
+                bar,
+            )
+        else:
+            evaluated = run_optuna(study, space_obj, budget, stored, executor, scoring, multi, bar)
+    finally:
+        executor.close()
+        bar.close()
+        board = rank_leaderboard(stored_candidates(study))
+        if board:
+            write_outputs(out, board)
+    return SearchResult(out, board, evaluated, resumed, settings)

@@ -1,0 +1,185 @@
+"""Search strategies: random and AutoST evolution (deterministic from the seed, so resume
+re-creates the same candidates) and Optuna TPE / NSGA-II (resumed from the study)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from autost.config import ArchConfig
+from autost.errors import AutostError
+from autost.search.scoring import Executor
+from autost.search.study import Candidate, candidate_attrs, objectives, record
+from autost.space import SearchSpace
+
+STRATEGIES = ("random", "evolution", "tpe", "nsga2")
+
+#: tpe/nsga2 proposals rejected by the analytic checks in a row before giving up
+MAX_REJECTIONS = 2000
+
+
+@dataclass
+class EvolutionSettings:
+    """AutoST's evolution defaults: 50 candidates, top 10 as parents, 25 + 25 children."""
+
+    population: int = 50
+    parents: int = 10
+    mutations: int = 25
+    crossovers: int = 25
+    generations: int = 20
+    mutation_prob: float = 0.3
+
+
+# ------------------------------------------------------------------------------ strategies
+
+
+def random_candidates(
+    space: SearchSpace, seed: int, budget: int
+) -> Iterator[list[tuple[str, ArchConfig]]]:
+    for i in range(budget):
+        yield [(f"r{i:06d}", space.sample(np.random.default_rng([seed, i])))]
+
+
+def evolution_candidates(
+    space: SearchSpace,
+    seed: int,
+    budget: int,
+    settings: EvolutionSettings,
+    scored: Callable[[str], float],
+) -> Iterator[list[tuple[str, ArchConfig]]]:
+    """Generation after generation; ``scored(key)`` gives the score once a batch was evaluated."""
+    produced = 0
+    members: list[tuple[str, ArchConfig]] = []
+    for g in range(settings.generations):
+        rng = np.random.default_rng([seed, g])
+        if g == 0:
+            batch = [(f"g000-{i:03d}", space.sample(rng)) for i in range(settings.population)]
+        else:
+            ranked = sorted(members, key=lambda m: (-scored(m[0]), m[0]))
+            parents = [cfg for _, cfg in ranked[: settings.parents]]
+            batch = []
+            for i in range(settings.mutations):
+                parent = parents[int(rng.integers(len(parents)))]
+                child = space.mutate(parent, rng, settings.mutation_prob)
+                batch.append((f"g{g:03d}-m{i:03d}", child))
+            for i in range(settings.crossovers):
+                a, b = rng.choice(len(parents), size=2, replace=len(parents) < 2)
+                child = space.crossover(parents[int(a)], parents[int(b)], rng)
+                batch.append((f"g{g:03d}-c{i:03d}", child))
+            batch = batch[: settings.population] if settings.population else batch
+        batch = batch[: max(budget - produced, 0)]
+        if not batch:
+            return
+        produced += len(batch)
+        yield batch
+        # survivors: the best of the previous population and the new generation
+        pool = members + batch
+        ranked = sorted(pool, key=lambda m: (-scored(m[0]), m[0]))
+        members = ranked[: settings.population]
+
+
+def run_deterministic(
+    study: Any,
+    space: SearchSpace,
+    strategy: str,
+    seed: int,
+    budget: int,
+    evo: EvolutionSettings,
+    stored: dict[str, Candidate],
+    executor: Executor,
+    scoring: tuple[str, str | None, str | None],
+    multi: bool,
+    bar: Any,
+) -> int:
+    evaluated = 0
+
+    def scored(key: str) -> float:
+        return stored[key].score
+
+    distributions = space.optuna_distributions()
+    best = max((c.score for c in stored.values()), default=-math.inf)
+    batches: Iterable[list[tuple[str, ArchConfig]]]
+    if strategy == "random":
+        batches = chunks(random_candidates(space, seed, budget), executor.slots)
+    else:
+        batches = evolution_candidates(space, seed, budget, evo, scored)
+    for batch in batches:
+        todo = [(key, cfg) for key, cfg in batch if key not in stored]
+        jobs = [((key, cfg), (*scoring, cfg.to_json())) for key, cfg in todo]
+        for (key, cfg), scores in executor.map_unordered(jobs):
+            metrics = space.metrics(cfg)
+            stored[key] = record(study, space, key, cfg, scores, metrics, multi, distributions)
+            evaluated += 1
+            best = _advance(bar, best, stored[key].score)
+    return evaluated
+
+
+def _advance(bar: Any, best: float, score: float) -> float:
+    """One more candidate on the progress bar; returns the best score so far."""
+    best = max(best, score)
+    bar.update(1)
+    bar.set_postfix(best=f"{best:.4g}")
+    return best
+
+
+def chunks(
+    batches: Iterator[list[tuple[str, ArchConfig]]], size: int
+) -> Iterator[list[tuple[str, ArchConfig]]]:
+    chunk: list[tuple[str, ArchConfig]] = []
+    for batch in batches:
+        chunk += batch
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def run_optuna(
+    study: Any,
+    space: SearchSpace,
+    budget: int,
+    stored: dict[str, Candidate],
+    executor: Executor,
+    scoring: tuple[str, str | None, str | None],
+    multi: bool,
+    bar: Any,
+) -> int:
+    import optuna
+
+    # trials asked but never told (the run was killed) are closed as failed, not re-scored
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    evaluated, rejected = 0, 0
+    best = max((c.score for c in stored.values()), default=-math.inf)
+    while len(stored) < budget:
+        asked: list[tuple[Any, ArchConfig]] = []
+        while len(asked) < min(executor.slots, budget - len(stored)):
+            trial = study.ask()
+            cfg = space.build(space.suggest(trial))
+            if cfg is None:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                rejected += 1
+                if rejected > MAX_REJECTIONS:
+                    raise AutostError(
+                        f"{MAX_REJECTIONS} proposals in a row broke the constraints "
+                        f"({', '.join(map(str, space.constraints))})"
+                    )
+                continue
+            rejected = 0
+            asked.append((trial, cfg))
+        jobs = [((trial, cfg), (*scoring, cfg.to_json())) for trial, cfg in asked]
+        for (trial, cfg), scores in executor.map_unordered(jobs):
+            key = f"t{trial.number:06d}"
+            metrics = space.metrics(cfg)
+            for name, value in candidate_attrs(key, cfg, scores, metrics).items():
+                trial.set_user_attr(name, value)
+            study.tell(trial, objectives(scores, metrics, multi))
+            stored[key] = Candidate(key, cfg, scores, metrics, trial.number)
+            evaluated += 1
+            best = _advance(bar, best, stored[key].score)
+    return evaluated

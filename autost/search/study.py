@@ -1,0 +1,137 @@
+"""The Optuna study behind a run: storage, stored candidates, objectives, the leaderboard."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autost.config import ArchConfig
+from autost.errors import AutostError
+from autost.space import SearchSpace
+
+STUDY_NAME = "autost-search"
+
+
+@dataclass
+class Candidate:
+    """A scored candidate as stored in the study."""
+
+    key: str
+    config: ArchConfig
+    scores: dict[str, float]
+    metrics: dict[str, float]
+    trial: int = -1
+
+    @property
+    def score(self) -> float:
+        return float(self.scores.get("score", -math.inf))
+
+
+# ------------------------------------------------------------------------------ the study
+
+
+def storage_url(out: Path, storage: str | None) -> str:
+    return storage or f"sqlite:///{(out / 'study.db').resolve()}"
+
+
+def open_study(out: Path, storage: str | None, strategy: str, seed: int, resume: bool) -> Any:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    directions: list[Any] = ["maximize", "minimize"] if strategy == "nsga2" else ["maximize"]
+    sampler: Any
+    if strategy == "tpe":
+        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+    elif strategy == "nsga2":
+        sampler = optuna.samplers.NSGAIISampler(seed=seed)
+    else:
+        sampler = optuna.samplers.RandomSampler(seed=seed)
+    url = storage_url(out, storage)
+    try:
+        if resume:
+            study = optuna.load_study(study_name=STUDY_NAME, storage=url, sampler=sampler)
+        else:
+            study = optuna.create_study(
+                study_name=STUDY_NAME, storage=url, sampler=sampler, directions=directions
+            )
+    except KeyError as exc:
+        raise AutostError(f"{url}: holds no autost study to resume") from exc
+    except Exception as exc:  # sqlalchemy / optuna errors on a corrupt or foreign file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AutostError(f"cannot open the study storage {url}: {first}") from exc
+    return study
+
+
+def stored_candidates(study: Any) -> dict[str, Candidate]:
+    """Completed candidates in the study, by key."""
+    import optuna
+
+    out = {}
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        attrs = trial.user_attrs
+        if "config" not in attrs or "key" not in attrs:
+            continue
+        out[attrs["key"]] = Candidate(
+            key=attrs["key"],
+            config=ArchConfig.from_dict(attrs["config"]),
+            scores=dict(attrs.get("scores", {})),
+            metrics=dict(attrs.get("metrics", {})),
+            trial=trial.number,
+        )
+    return out
+
+
+def record(
+    study: Any,
+    space: SearchSpace,
+    key: str,
+    cfg: ArchConfig,
+    scores: dict[str, float],
+    metrics: dict[str, float],
+    multi: bool,
+    distributions: dict[str, Any],
+) -> Candidate:
+    """Store a candidate scored outside Optuna (random, evolution) as a COMPLETE trial;
+    ``distributions`` is ``space.optuna_distributions()``, computed once per run."""
+    import optuna
+
+    params = space.to_params(cfg)
+    trial = optuna.trial.create_trial(
+        params=params,
+        distributions={k: distributions[k] for k in params},
+        values=objectives(scores, metrics, multi),
+        user_attrs=candidate_attrs(key, cfg, scores, metrics),
+    )
+    study.add_trial(trial)
+    return Candidate(key, cfg, scores, metrics)
+
+
+def candidate_attrs(
+    key: str, cfg: ArchConfig, scores: dict[str, float], metrics: dict[str, float]
+) -> dict[str, Any]:
+    """The trial user attributes :func:`stored_candidates` reads back."""
+    return {"key": key, "config": cfg.to_dict(), "scores": scores, "metrics": metrics}
+
+
+def objectives(scores: dict[str, float], metrics: dict[str, float], multi: bool) -> list[float]:
+    score = scores.get("score", -math.inf)
+    score = score if math.isfinite(score) else -1e300
+    if not multi:
+        return [score]
+    energy = scores.get("energy_mj", metrics["energy_mj"])
+    return [score, energy if math.isfinite(energy) else 1e300]
+
+
+def rank_leaderboard(stored: dict[str, Candidate]) -> list[Candidate]:
+    """Best first; ties by key. Duplicate configs keep their best-ranked entry."""
+    ranked = sorted(stored.values(), key=lambda c: (-c.score, c.key))
+    seen: set[str] = set()
+    board = []
+    for cand in ranked:
+        ident = cand.config.to_json()
+        if ident not in seen:
+            seen.add(ident)
+            board.append(cand)
+    return board
