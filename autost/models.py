@@ -46,8 +46,7 @@ class SpikingTransformer(nn.Module):
 
     def __init__(self, config: ArchConfig) -> None:
         super().__init__()
-        config.validate()
-        self.config = config
+        self.config = config  # validated when it was constructed (ArchConfig is frozen)
         self.coding = CODINGS.get(config.coding)(config)
         self.stem = STEMS.get(config.stem)(config)
         stages = config.stages or (config.depth,)

@@ -365,7 +365,7 @@ class SearchSpace:
                         key = f"{name}[{i}]"
                         if key not in params or gen.random() < prob:
                             params[key] = dim.sample(gen)
-            child = self.build(_trim(params, depth, self))
+            child = self.build(_trim(params, depth))
             if child is not None:
                 return child
         return self.sample(gen)
@@ -388,7 +388,7 @@ class SearchSpace:
                         if params.get(key) is None:
                             params[key] = pa.get(key, pb.get(key))
             params = {k: v for k, v in params.items() if v is not None}
-            child = self.build(_trim(params, depth, self))
+            child = self.build(_trim(params, depth))
             if child is not None:
                 return child
         return self.mutate(a, gen)
@@ -479,7 +479,7 @@ def _suggest(trial: Any, name: str, dim: Dimension) -> Any:
     return trial.suggest_float(name, dim.low, dim.high, step=dim.step)
 
 
-def _trim(params: dict[str, Any], depth: int, space: SearchSpace) -> dict[str, Any]:
+def _trim(params: dict[str, Any], depth: int) -> dict[str, Any]:
     """Drop per-layer entries beyond ``depth``."""
     keep = {}
     for key, value in params.items():

@@ -29,7 +29,7 @@ from autost.search.outputs import (
 )
 from autost.search.scoring import (
     Executor,
-    eager_lif_default,
+    eager_lif_by_default,
     load_evaluator,
     reference_pool,
     score_candidate,
@@ -98,6 +98,43 @@ def search(
     energy down). ``constraints`` like ``'params<=12e6'`` are checked analytically before any
     candidate is scored. ``resume=True`` continues the run stored in ``out`` (or ``storage``).
     """
+    with eager_lif_by_default():
+        return _search(
+            space,
+            evaluator,
+            strategy=strategy,
+            budget=budget,
+            constraints=constraints,
+            seed=seed,
+            dataset=dataset,
+            out=out,
+            resume=resume,
+            workers=workers,
+            address=address,
+            storage=storage,
+            evolution=evolution,
+            progress=progress,
+        )
+
+
+def _search(
+    space: str | Path | SearchSpace,
+    evaluator: str | Path = "flops",
+    *,
+    strategy: str = "random",
+    budget: int = 100,
+    constraints: Sequence[str] = (),
+    seed: int = 0,
+    dataset: str | None = None,
+    out: str | Path = "runs/search",
+    resume: bool = False,
+    workers: int = 1,
+    address: str | None = None,
+    storage: str | None = None,
+    evolution: EvolutionSettings | None = None,
+    progress: bool = True,
+) -> SearchResult:
+    """The body of :func:`search`."""
     if strategy not in STRATEGIES:
         import difflib
 
@@ -106,7 +143,6 @@ def search(
         raise AutostError(f"unknown strategy {strategy!r}{hint} (choices: {', '.join(STRATEGIES)})")
     if budget < 1:
         raise AutostError(f"budget must be >= 1, got {budget}")
-    eager_lif_default()
     space_obj = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
     if constraints:
         space_obj = space_obj.with_constraints(constraints)

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +35,24 @@ def load_evaluator(source: str, dataset: str | None, reference: str | None = Non
     return _EVALUATORS[key]
 
 
-def eager_lif_default() -> None:
-    # Every candidate has new tensor shapes, so compiling the LIF kernel (seconds per shape)
-    # never pays off while scoring; an explicit AUTOST_LIF_BACKEND still wins.
+@contextmanager
+def eager_lif_by_default() -> Iterator[None]:
+    """Run the block with the eager LIF kernel unless ``AUTOST_LIF_BACKEND`` is set.
+
+    Every candidate has new tensor shapes, so compiling the kernel (seconds per shape) never
+    pays off while scoring. The environment is restored afterwards; worker processes started
+    inside the block inherit the setting.
+    """
     from autost.neurons import BACKEND_ENV
 
-    os.environ.setdefault(BACKEND_ENV, "eager")
+    if BACKEND_ENV in os.environ:
+        yield
+        return
+    os.environ[BACKEND_ENV] = "eager"
+    try:
+        yield
+    finally:
+        os.environ.pop(BACKEND_ENV, None)
 
 
 def score_candidate(
@@ -47,9 +60,9 @@ def score_candidate(
 ) -> dict[str, float]:
     """Score one candidate (runs in worker processes and Ray tasks too); ``reference`` is the
     run's saved reference pool for ensembles, so that every process ranks against one pool."""
-    eager_lif_default()
-    evaluator = load_evaluator(evaluator_source, dataset, reference)
-    scores = evaluator.score(ArchConfig.from_json(config_json))
+    with eager_lif_by_default():
+        evaluator = load_evaluator(evaluator_source, dataset, reference)
+        scores = evaluator.score(ArchConfig.from_json(config_json))
     return {k: float(v) for k, v in scores.items()}
 
 
