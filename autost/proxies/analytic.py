@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from autost.cost import count_params
+from autost.cost import count_params, estimate_cost
 from autost.proxies.base import Proxy, register_proxy
 
 if TYPE_CHECKING:
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 class Flops(Proxy):
     """AutoST's proxy: conv + linear + attention-product FLOPs per sample (higher is better).
 
-    ``2 * (macs + matmul_macs)`` summed over :func:`autost.layer_table`, all timesteps included
+    ``2 * (macs + matmul_macs)`` of :func:`autost.estimate_cost`, all timesteps included
     (Wang et al., ICASSP 2024, "AutoST: Training-free Neural Architecture Search for Spiking
     Transformers", rank candidates by FLOPs).
     """
@@ -26,7 +26,7 @@ class Flops(Proxy):
     cost = "analytic (microseconds, no model)"
 
     def compute(self, ctx: ProxyContext) -> float:
-        return float(2 * sum(row.macs + row.matmul_macs for row in ctx.layer_table))
+        return float(estimate_cost(ctx.config).flops)
 
 
 @register_proxy
