@@ -118,6 +118,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         workers=args.workers,
         address=args.address,
         storage=args.storage,
+        study_name=args.study_name,
         evolution=evolution,
         progress=not args.quiet,
     )
@@ -210,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--address", default=None, help="Ray cluster address for scoring tasks")
     s.add_argument(
         "--storage", default=None, help="Optuna storage URL (default: sqlite DIR/study.db)"
+    )
+    s.add_argument(
+        "--study-name",
+        default="autost-search",
+        help="study name in the storage (several runs can share one database)",
     )
     s.add_argument("--population", type=int, default=50, help="evolution: population")
     s.add_argument("--parents", type=int, default=10, help="evolution: parents")

@@ -1,4 +1,4 @@
-"""A real Ray cluster on loopback for tests: head and worker nodes with their own temp dir and ports.
+"""A real Ray cluster on loopback for tests: head and worker nodes, own temp dir and ports.
 
 Each node is a ``ray start --block`` process; stopping a node terminates that process (Ray then
 stops the node's GCS, raylet, agents and workers) and kills whatever is left of the process tree
@@ -8,6 +8,7 @@ which matches every Ray process on the machine by name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -62,16 +63,12 @@ class Node:
             self.proc.terminate()
         else:
             for proc in self.tree:
-                try:
+                with contextlib.suppress(psutil.NoSuchProcess):
                     proc.kill()
-                except psutil.NoSuchProcess:
-                    pass
         _, alive = psutil.wait_procs(list(self.tree), timeout=timeout)
         for proc in alive:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
-            except psutil.NoSuchProcess:
-                pass
         psutil.wait_procs(alive, timeout=10)
         try:
             self.proc.wait(timeout=10)
@@ -90,8 +87,13 @@ class LocalRayCluster:
         self.address = f"127.0.0.1:{self.port}"
         self.nodes: list[Node] = []
         self.head = self._start(
-            ["--head", f"--port={self.port}", "--include-dashboard=false", f"--num-cpus={head_cpus}"]
-            + self._common_args(),
+            [
+                "--head",
+                f"--port={self.port}",
+                "--include-dashboard=false",
+                f"--num-cpus={head_cpus}",
+                *self._common_args(),
+            ],
             "head",
         )
         self.wait_for_nodes(1)
@@ -116,7 +118,7 @@ class LocalRayCluster:
     def add_worker(self, num_cpus: int = 1) -> Node:
         """Start a worker node joining the head; returns it once the cluster sees it."""
         node = self._start(
-            [f"--address={self.address}", f"--num-cpus={num_cpus}"] + self._common_args(),
+            [f"--address={self.address}", f"--num-cpus={num_cpus}", *self._common_args()],
             f"worker{len(self.nodes)}",
         )
         self.wait_for_nodes(len(self.nodes))
@@ -125,8 +127,9 @@ class LocalRayCluster:
     def alive_nodes(self) -> int:
         """Nodes the head reports alive (``ray status`` is avoided: it needs the dashboard)."""
         code = (
-            "import ray; ray.init(address=%r, include_dashboard=False, log_to_driver=False);"
-            "print(sum(n['Alive'] for n in ray.nodes()))" % self.address
+            f"import ray; ray.init(address={self.address!r}, include_dashboard=False,"
+            " log_to_driver=False);"
+            "print(sum(n['Alive'] for n in ray.nodes()))"
         )
         result = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, env=ray_env(), timeout=60

@@ -320,7 +320,8 @@ def test_address_scores_on_a_real_ray_cluster(tmp_path: Path) -> None:
     cluster = LocalRayCluster(head_cpus=1)
     try:
         cluster.add_worker(num_cpus=1)
-        result = run_cli("search", *args, "--out", str(tmp_path / "ray"), "--address", cluster.address)
+        out = ["--out", str(tmp_path / "ray"), "--address", cluster.address]
+        result = run_cli("search", *args, *out)
         assert result.returncode == 0, result.stderr
         logs = list(cluster.temp_dir.glob("session_latest/logs/worker-*.out"))
         assert logs, "no Ray worker ran a task"
@@ -331,7 +332,8 @@ def test_address_scores_on_a_real_ray_cluster(tmp_path: Path) -> None:
     local = run_cli("search", *args, "--out", str(tmp_path / "local"))
     assert local.returncode == 0, local.stderr
     assert leaderboard(tmp_path / "ray") == leaderboard(tmp_path / "local")
-    assert json.loads((tmp_path / "ray" / "run.json").read_text())["address"] == cluster.address
+    run = json.loads((tmp_path / "ray" / "run.json").read_text())
+    assert run["settings"]["address"] == cluster.address
 
 
 def test_unreachable_address_is_one_line_exit_2(tmp_path: Path) -> None:
@@ -348,3 +350,82 @@ def test_unreachable_address_is_one_line_exit_2(tmp_path: Path) -> None:
     assert result.stderr.count("\n") == 1, result.stderr
     assert time.monotonic() - start < 60
     assert not (tmp_path / "x" / "study.db").exists()
+
+
+@pytest.mark.slow
+def test_postgresql_storage_resume_and_shared_database(tmp_path: Path) -> None:
+    """A real PostgreSQL server (pgserver) holds the study: nothing is written to study.db, a
+    resumed run equals an uninterrupted SQLite one, and a second run needs its own study name."""
+    import optuna
+    import pgserver
+
+    server = pgserver.get_server(tmp_path / "pg", cleanup_mode="stop")
+    try:
+        url = server.get_uri()
+        assert url.startswith("postgresql://")
+        common = {"strategy": "random", "seed": 5, "progress": False}
+        first = search("digits", "flops", budget=4, out=tmp_path / "a", storage=url, **common)
+        assert len(first.leaderboard) == 4 and not (tmp_path / "a" / "study.db").exists()
+        resumed = search(
+            "digits", "flops", budget=8, out=tmp_path / "a", storage=url, resume=True, **common
+        )
+        assert (resumed.resumed, resumed.evaluated) == (4, 4)
+        local = search("digits", "flops", budget=8, out=tmp_path / "b", **common)
+        assert [c.key for c in resumed.leaderboard] == [c.key for c in local.leaderboard]
+        assert [c.scores for c in resumed.leaderboard] == [c.scores for c in local.leaderboard]
+        assert [c.key for c in load_run(tmp_path / "a")] == [c.key for c in local.leaderboard]
+        study = optuna.load_study(study_name="autost-search", storage=url)
+        assert sum(t.state.name == "COMPLETE" for t in study.trials) == 8
+
+        with pytest.raises(autost.AutostError, match="--study-name"):
+            search("digits", "flops", budget=2, out=tmp_path / "c", storage=url, **common)
+        assert not (tmp_path / "c" / "run.json").exists()
+        other = search(
+            "digits",
+            "flops",
+            budget=2,
+            out=tmp_path / "d",
+            storage=url,
+            study_name="second",
+            **common,
+        )
+        assert len(other.leaderboard) == 2
+        names = {s.study_name for s in optuna.get_all_study_summaries(url)}
+        assert names == {"autost-search", "second"}
+    finally:
+        server.cleanup()
+
+
+def test_optuna_dashboard_opens_the_run(tmp_path: Path) -> None:
+    """optuna-dashboard serves the run's study.db: the study and its completed trials."""
+    import urllib.request
+
+    from ray_cluster import free_port
+
+    search("digits", "flops", budget=3, seed=1, out=tmp_path / "r", progress=False)
+    port = free_port()
+    url = f"sqlite:///{tmp_path / 'r' / 'study.db'}"
+    dashboard = Path(sys.executable).with_name("optuna-dashboard")
+    proc = subprocess.Popen(
+        [str(dashboard), url, "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as r:
+                    studies = json.load(r)["study_summaries"]
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "no dashboard"
+                time.sleep(0.5)
+        assert [s["study_name"] for s in studies] == ["autost-search"]
+        study_id = studies[0]["study_id"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{study_id}") as r:
+            trials = json.load(r)["trials"]
+        assert [t["state"] for t in trials] == ["Complete"] * 3
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

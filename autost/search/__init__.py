@@ -29,6 +29,7 @@ from autost.search.outputs import (
 )
 from autost.search.scoring import (
     Executor,
+    check_ray_address,
     eager_lif_by_default,
     load_evaluator,
     reference_pool,
@@ -36,6 +37,7 @@ from autost.search.scoring import (
 )
 from autost.search.strategies import STRATEGIES, EvolutionSettings, run_deterministic, run_optuna
 from autost.search.study import (
+    STUDY_NAME,
     Candidate,
     open_study,
     rank_leaderboard,
@@ -89,6 +91,7 @@ def search(
     workers: int = 1,
     address: str | None = None,
     storage: str | None = None,
+    study_name: str = STUDY_NAME,
     evolution: EvolutionSettings | None = None,
     progress: bool = True,
 ) -> SearchResult:
@@ -97,6 +100,8 @@ def search(
     ``strategy`` is ``random``, ``evolution`` (AutoST's), ``tpe`` or ``nsga2`` (score up,
     energy down). ``constraints`` like ``'params<=12e6'`` are checked analytically before any
     candidate is scored. ``resume=True`` continues the run stored in ``out`` (or ``storage``).
+    ``storage`` is any Optuna storage URL (default: SQLite ``out/study.db``); several runs share
+    one database under different ``study_name`` values.
     """
     with eager_lif_by_default():
         return _search(
@@ -112,6 +117,7 @@ def search(
             workers=workers,
             address=address,
             storage=storage,
+            study_name=study_name,
             evolution=evolution,
             progress=progress,
         )
@@ -131,6 +137,7 @@ def _search(
     workers: int = 1,
     address: str | None = None,
     storage: str | None = None,
+    study_name: str = STUDY_NAME,
     evolution: EvolutionSettings | None = None,
     progress: bool = True,
 ) -> SearchResult:
@@ -147,6 +154,8 @@ def _search(
     if constraints:
         space_obj = space_obj.with_constraints(constraints)
     space_obj.sample(seed)  # a clear error now when the constraints admit nothing
+    if address is not None:
+        check_ray_address(address)
     out = Path(out)
     evaluator_source = str(evaluator)
     scorer = load_evaluator(evaluator_source, dataset)  # validates the recipe up front
@@ -171,17 +180,18 @@ def _search(
         "workers": workers,
         "address": address,
         "storage": storage_url(out, storage) if storage else "study.db",
+        "study_name": study_name,
         "evolution": (evolution or EvolutionSettings()).__dict__,
     }
     if resume and run_file.exists():
         previous = json.loads(run_file.read_text())
-        for key in ("strategy", "seed", "evaluator", "constraints"):
-            if previous.get("settings", {}).get(key) != settings[key]:
+        used = {"study_name": STUDY_NAME, **previous.get("settings", {})}
+        for key in ("strategy", "seed", "evaluator", "constraints", "study_name"):
+            if used.get(key) != settings[key]:
                 raise AutostError(
-                    f"{out}: cannot resume with a different {key} "
-                    f"({previous['settings'].get(key)!r} was used)"
+                    f"{out}: cannot resume with a different {key} ({used.get(key)!r} was used)"
                 )
-    study = open_study(out, storage, strategy, seed, resume)
+    study = open_study(out, storage, strategy, seed, resume, study_name)
     write_run_json(run_file, settings, started=not resume)
     reference = reference_pool(scorer, space_obj, out, seed, resume, progress)
     scoring = (evaluator_source, dataset, reference)

@@ -16,7 +16,13 @@ import numpy as np
 
 from autost.errors import AutostError
 from autost.io import atomic_write_text
-from autost.search.study import Candidate, open_study, rank_leaderboard, stored_candidates
+from autost.search.study import (
+    STUDY_NAME,
+    Candidate,
+    open_study,
+    rank_leaderboard,
+    stored_candidates,
+)
 
 
 def leaderboard_rows(board: Sequence[Candidate]) -> list[dict[str, Any]]:
@@ -126,6 +132,7 @@ def load_run(out: str | Path) -> list[Candidate]:
         settings["strategy"],
         settings["seed"],
         resume=True,
+        study_name=settings.get("study_name", STUDY_NAME),
     )
     return rank_leaderboard(stored_candidates(study))
 

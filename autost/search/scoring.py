@@ -4,6 +4,7 @@ the ensemble reference pool of a run."""
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -114,10 +115,29 @@ class Executor:
             self._pool.shutdown(cancel_futures=True)
 
 
+def check_ray_address(address: str, timeout: float = 10.0) -> None:
+    """Fail within ``timeout`` seconds, with one clear line, when nothing listens at ``address``.
+
+    ``ray.init`` itself retries an unreachable GCS for minutes; a TCP connect does not.
+    ``auto`` and ``local`` are passed through to Ray.
+    """
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise AutostError(f"bad Ray address {address!r}: expected HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise AutostError(f"cannot reach the Ray cluster at {address}: {reason}") from exc
+
+
 def connect_ray(address: str) -> Any:
     """Join a running Ray cluster, failing fast with one clear line when it is unreachable."""
     import ray
 
+    check_ray_address(address)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     try:
         if not ray.is_initialized():

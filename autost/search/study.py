@@ -36,7 +36,15 @@ def storage_url(out: Path, storage: str | None) -> str:
     return storage or f"sqlite:///{(out / 'study.db').resolve()}"
 
 
-def open_study(out: Path, storage: str | None, strategy: str, seed: int, resume: bool) -> Any:
+def open_study(
+    out: Path,
+    storage: str | None,
+    strategy: str,
+    seed: int,
+    resume: bool,
+    study_name: str = STUDY_NAME,
+) -> Any:
+    """Create (or, with ``resume``, load) the run's study ``study_name`` in ``storage``."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -51,13 +59,18 @@ def open_study(out: Path, storage: str | None, strategy: str, seed: int, resume:
     url = storage_url(out, storage)
     try:
         if resume:
-            study = optuna.load_study(study_name=STUDY_NAME, storage=url, sampler=sampler)
+            study = optuna.load_study(study_name=study_name, storage=url, sampler=sampler)
         else:
             study = optuna.create_study(
-                study_name=STUDY_NAME, storage=url, sampler=sampler, directions=directions
+                study_name=study_name, storage=url, sampler=sampler, directions=directions
             )
     except KeyError as exc:
-        raise AutostError(f"{url}: holds no autost study to resume") from exc
+        raise AutostError(f"{url}: holds no study {study_name!r} to resume") from exc
+    except optuna.exceptions.DuplicatedStudyError as exc:
+        raise AutostError(
+            f"{url} already holds a study named {study_name!r}; pass --resume to continue it "
+            "or --study-name to start another (nothing was changed)"
+        ) from exc
     except Exception as exc:  # sqlalchemy / optuna errors on a corrupt or foreign file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise AutostError(f"cannot open the study storage {url}: {first}") from exc
