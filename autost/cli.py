@@ -210,7 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=1, help="local scoring processes")
     s.add_argument("--address", default=None, help="Ray cluster address for scoring tasks")
     s.add_argument(
-        "--storage", default=None, help="Optuna storage URL (default: sqlite DIR/study.db)"
+        "--storage",
+        default=None,
+        help="Optuna storage: a database URL or journal:PATH (default: sqlite DIR/study.db)",
     )
     s.add_argument(
         "--study-name",

@@ -173,13 +173,15 @@ def test_sigkill_and_resume_equals_uninterrupted(tmp_path: Path, strategy: str) 
     at = random.Random(strategy).randint(3, 15)
     _kill_midway([*common, "--out", str(cut)], cut, at)
     done_before = completed(cut / "study.db")
-    assert 0 < done_before < 24, "the run must be killed mid-way"
+    total = completed(full / "study.db")  # 24 for random; evolution scores a config once
+    assert 0 < done_before < total, "the run must be killed mid-way"
     resumed = run_cli(*common, "--out", str(cut), "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    assert completed(cut / "study.db") == 24  # nothing lost, nothing scored twice
+    assert completed(cut / "study.db") == total  # nothing lost, nothing scored twice
     assert leaderboard(cut) == leaderboard(full)
-    keys = [c.key for c in load_run(cut)]
-    assert len(keys) == len(set(keys))
+    board = load_run(cut)
+    assert len(board) == total
+    assert len({c.key for c in board}) == len({c.config.to_json() for c in board}) == total
 
 
 def test_cli_search_table_and_exit_code(tmp_path: Path) -> None:
@@ -429,3 +431,28 @@ def test_optuna_dashboard_opens_the_run(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_journal_file_storage_and_resume(tmp_path: Path) -> None:
+    url = f"journal:{tmp_path / 'study.log'}"
+    common = {"strategy": "evolution", "seed": 3, "progress": False}
+    evo = EvolutionSettings(population=4, parents=2, mutations=2, crossovers=2, generations=3)
+    part = search(
+        "digits", "flops", budget=4, out=tmp_path / "j", storage=url, evolution=evo, **common
+    )
+    assert (tmp_path / "study.log").stat().st_size > 0 and not (
+        tmp_path / "j" / "study.db"
+    ).exists()
+    done = search(
+        "digits",
+        "flops",
+        budget=12,
+        out=tmp_path / "j",
+        storage=url,
+        evolution=evo,
+        resume=True,
+        **common,
+    )
+    assert done.resumed == len(part.leaderboard)
+    full = search("digits", "flops", budget=12, out=tmp_path / "s", evolution=evo, **common)
+    assert [c.key for c in load_run(tmp_path / "j")] == [c.key for c in full.leaderboard]

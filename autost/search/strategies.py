@@ -107,13 +107,30 @@ def run_deterministic(
         batches = chunks(random_candidates(space, seed, budget), executor.slots)
     else:
         batches = evolution_candidates(space, seed, budget, evo, scored)
+    # a candidate whose config was scored before (evolution revisits configs) takes that
+    # score instead of a second evaluation and a second trial; on resume the same aliases
+    # are found again, so the run stays deterministic
+    first_key = {cand.config.to_json(): key for key, cand in stored.items()}
     for batch in batches:
-        todo = [(key, cfg) for key, cfg in batch if key not in stored]
+        todo: list[tuple[str, ArchConfig]] = []
+        aliases: list[tuple[str, str]] = []
+        for key, cfg in batch:
+            if key in stored:
+                continue
+            ident = cfg.to_json()
+            if ident in first_key:
+                aliases.append((key, first_key[ident]))
+            else:
+                first_key[ident] = key
+                todo.append((key, cfg))
         jobs = [((key, cfg), (*scoring, cfg.to_json())) for key, cfg in todo]
         for (key, cfg), scores in executor.map_unordered(jobs):
             metrics = space.metrics(cfg)
             stored[key] = record(study, space, key, cfg, scores, metrics, multi, distributions)
             evaluated += 1
+            best = _advance(bar, best, stored[key].score)
+        for key, original in aliases:
+            stored[key] = stored[original]
             best = _advance(bar, best, stored[key].score)
     return evaluated
 

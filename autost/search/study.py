@@ -36,6 +36,20 @@ def storage_url(out: Path, storage: str | None) -> str:
     return storage or f"sqlite:///{(out / 'study.db').resolve()}"
 
 
+def optuna_storage(url: str) -> Any:
+    """An Optuna storage for ``url``: any SQLAlchemy URL, or ``journal:PATH`` for Optuna's
+    append-only journal file (no database server; several processes may share it)."""
+    if not url.startswith("journal:"):
+        return url
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    path = url[len("journal:") :]
+    if not path:
+        raise AutostError("journal storage needs a file: journal:PATH")
+    return JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+
+
 def open_study(
     out: Path,
     storage: str | None,
@@ -58,11 +72,12 @@ def open_study(
         sampler = optuna.samplers.RandomSampler(seed=seed)
     url = storage_url(out, storage)
     try:
+        backend = optuna_storage(url)
         if resume:
-            study = optuna.load_study(study_name=study_name, storage=url, sampler=sampler)
+            study = optuna.load_study(study_name=study_name, storage=backend, sampler=sampler)
         else:
             study = optuna.create_study(
-                study_name=study_name, storage=url, sampler=sampler, directions=directions
+                study_name=study_name, storage=backend, sampler=sampler, directions=directions
             )
     except KeyError as exc:
         raise AutostError(f"{url}: holds no study {study_name!r} to resume") from exc
