@@ -8,6 +8,23 @@ from autost.models import SpikingTransformer, create_model, list_models, registe
 
 __version__ = "0.1.0"
 
+# Entry points whose modules import more (optuna, the data loaders) load on first use.
+_LAZY = {
+    "SearchSpace": "autost.space",
+    "search": "autost.search",
+    "train": "autost.training",
+    "TrainSettings": "autost.training",
+    "TrainResult": "autost.training",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'autost' has no attribute {name!r}")
+
 __all__ = [
     "SCHEMA_VERSION",
     "ArchConfig",
@@ -15,7 +32,10 @@ __all__ = [
     "ConfigError",
     "CostReport",
     "NeuronConfig",
+    "SearchSpace",
     "SpikingTransformer",
+    "TrainResult",
+    "TrainSettings",
     "UnknownNameError",
     "__version__",
     "count_params",
@@ -24,4 +44,6 @@ __all__ = [
     "layer_table",
     "list_models",
     "register_model",
+    "search",
+    "train",
 ]

@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from autost.errors import AutostError
@@ -149,6 +150,70 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from autost.training import TrainSettings, train
+
+    overrides = {
+        name: getattr(args, name)
+        for name in ("epochs", "batch_size", "lr", "weight_decay", "loss", "amp", "device")
+        if getattr(args, name) is not None
+    }
+    if args.resume and args.out is None:
+        raise AutostError("--resume needs --out DIR, the run to continue")
+    out = args.out or time.strftime("runs/train-%Y%m%d-%H%M%S")
+    settings = TrainSettings(compile=args.compile, seed=args.seed, workers=args.loader_workers)
+    result = train(
+        args.config,
+        args.dataset,
+        out=out,
+        settings=settings,
+        resume=args.resume,
+        root=args.root,
+        progress=not args.quiet,
+        workers=args.workers,
+        gpus_per_worker=args.gpus_per_worker,
+        address=args.address,
+        **overrides,
+    )
+    if result.status != "completed":
+        where = Path(out) / "metrics.jsonl"
+        print(f"autost: training failed: {result.failure} (see {where})", file=sys.stderr)
+        return 1
+    final = {k: v for k, v in result.final.items() if k != "firing_rates"}
+    print(json.dumps({"out": str(result.out), "best_val_acc": result.best_val_acc, **final}))
+    return 0
+
+
+def _add_train(sub: Any) -> None:
+    t = sub.add_parser(
+        "train",
+        help="fully train an architecture",
+        description="Train CONFIG (a preset, a config JSON, or a search run directory) with "
+        "AdamW, warm-up + cosine decay, label smoothing and gradient clipping; checkpoints every "
+        "epoch; --resume continues.",
+    )
+    t.add_argument("config", help="preset name, config JSON, best.json or search run directory")
+    t.add_argument("--dataset", default="digits")
+    t.add_argument("--root", default=None, help="dataset files (for datasets that need them)")
+    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--lr", type=float, default=None)
+    t.add_argument("--weight-decay", type=float, default=None)
+    t.add_argument("--loss", choices=["ce", "tet", "trt"], default=None)
+    t.add_argument("--out", default=None, help="run directory (default: runs/train-<date>-<time>)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--device", choices=["auto", "cuda", "cpu"], default=None)
+    t.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default=None)
+    t.add_argument("--compile", action="store_true", help="torch.compile the model")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--loader-workers", type=int, default=0, help="DataLoader worker processes")
+    t.add_argument("--workers", type=int, default=1, help="Ray Train workers (data parallel)")
+    t.add_argument("--gpus-per-worker", type=float, default=0)
+    t.add_argument("--address", default=None, help="Ray cluster address for Ray Train")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=_cmd_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -238,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--top", type=int, default=1)
     e.add_argument("-o", "--output", default=None, help="file (--top 1) or folder (--top > 1)")
     e.set_defaults(func=_cmd_export)
+    _add_train(sub)
     return parser
 
 

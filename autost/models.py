@@ -75,7 +75,10 @@ class SpikingTransformer(nn.Module):
         return tokens.mean(dim=2)
 
     def forward(self, x: Tensor, per_timestep: bool = False) -> Tensor:
-        feats = self.forward_features(x)
+        return self.forward_head(self.forward_features(x), per_timestep)
+
+    def forward_head(self, feats: Tensor, per_timestep: bool = False) -> Tensor:
+        """Logits from the features ``[T, B, D]`` of :meth:`forward_features`."""
         if self.head_lif is not None:
             feats = self.head_lif(feats)
         elif not per_timestep:
@@ -99,8 +102,24 @@ def _init_weights(module: nn.Module) -> None:
 # ---------------------------------------------------------------------------------- resolving
 
 
+def _config_file(path: Path) -> ArchConfig:
+    """A config JSON, or a file that wraps one under ``"config"`` (best.json, train.json)."""
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AutostError(f"{path}: not a readable JSON config ({exc})") from exc
+    if isinstance(data, dict) and isinstance(data.get("config"), dict):
+        data = data["config"]
+    if not isinstance(data, dict):
+        raise AutostError(f"{path}: expected a JSON object with the config's fields")
+    return ArchConfig.from_dict(data)
+
+
 def resolve_config(spec: Any, **overrides: Any) -> ArchConfig:
-    """An :class:`ArchConfig` from a preset name, config, dict or JSON path, with overrides."""
+    """An :class:`ArchConfig` from a preset name, config, dict, JSON path (a config, or a file
+    holding one under ``"config"``) or search run directory (its best.json), with overrides."""
     if isinstance(spec, ArchConfig):
         cfg = spec
     elif isinstance(spec, Mapping):
@@ -109,10 +128,12 @@ def resolve_config(spec: Any, **overrides: Any) -> ArchConfig:
         text = str(spec)
         if text in PRESETS:
             cfg = PRESETS.get(text)()
+        elif Path(text).is_dir() and (Path(text) / "best.json").is_file():
+            cfg = _config_file(Path(text) / "best.json")  # a search run: its best candidate
         elif text.endswith(".json") or Path(text).is_file():
             if not Path(text).is_file():
                 raise AutostError(f"config file not found: {text}")
-            cfg = ArchConfig.from_json(Path(text))
+            cfg = _config_file(Path(text))
         else:
             PRESETS.get(text)  # raises UnknownNameError listing close matches
             raise AssertionError("unreachable")

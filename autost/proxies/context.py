@@ -145,13 +145,7 @@ class ProxyContext:
         the firing rate of ``<block>.attn.q_lif``.
         """
         if self._cost is None:
-            act = self.activity()
-            rates = dict(act.input_rates)
-            for row in self.layer_table:
-                if row.kind == "matmul" and row.name.endswith(".qkv"):
-                    q_lif = row.name[: -len("qkv")] + "q_lif"
-                    if q_lif in act.layer_rates:
-                        rates[row.name] = act.layer_rates[q_lif]
+            rates = cost_rates(self.activity(), self.layer_table)
             self._cost = estimate_cost(self.config, firing_rates=rates)
         return self._cost
 
@@ -177,47 +171,71 @@ class ProxyContext:
 
     # ------------------------------------------------------------------ the shared pass
     def _record(self, kernels: bool) -> Activity:
-        model = self.model
         x, _ = self.inputs()
-        # module path -> [sum, count]; sums stay tensors so that no hook waits on the device
-        spikes: dict[str, list[Any]] = {}
-        inputs: dict[str, list[Any]] = {}
-        acc = KernelAccumulator() if kernels else None
+        return record_activity(self.model, x, self.layer_table, kernels)
 
-        def on_spikes(name: str) -> Any:
-            def hook(module: nn.Module, args: Any, out: Tensor) -> None:
-                total = spikes.setdefault(name, [0.0, 0])
-                count = out.sum() if acc is None else acc.add(out).sum()
-                total[0] = total[0] + count.double()
-                total[1] += out.numel()
 
-            return hook
+def cost_rates(act: Activity, table: Sequence[LayerCost]) -> dict[str, float]:
+    """Input rates for :func:`autost.estimate_cost` from a recorded pass.
 
-        def on_input(name: str) -> Any:
-            def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
-                total = inputs.setdefault(name, [0.0, 0])
-                total[0] = total[0] + args[0].sum().double()
-                total[1] += args[0].numel()
+    Conv/linear rows get the mean of their input; ``<block>.attn.qkv`` product rows get the
+    firing rate of ``<block>.attn.q_lif``.
+    """
+    rates = dict(act.input_rates)
+    for row in table:
+        if row.kind == "matmul" and row.name.endswith(".qkv"):
+            q_lif = row.name[: -len("qkv")] + "q_lif"
+            if q_lif in act.layer_rates:
+                rates[row.name] = act.layer_rates[q_lif]
+    return rates
 
-            return hook
 
-        modules = dict(model.named_modules())
-        handles = [m.register_forward_hook(on_spikes(n)) for n, m in neuron_layers(model)]
-        for row in self.layer_table:
-            module = modules.get(row.name)
-            if row.kind in ("conv", "linear") and module is not None:
-                handles.append(module.register_forward_pre_hook(on_input(row.name)))
-        try:
-            with torch.no_grad():
-                model(x)
-        finally:
-            for handle in handles:
-                handle.remove()
-        return Activity(
-            layer_rates={k: float(s) / n if n else 0.0 for k, (s, n) in spikes.items()},
-            input_rates={k: float(s) / n if n else 0.0 for k, (s, n) in inputs.items()},
-            kernels=acc,
-        )
+def record_activity(
+    model: nn.Module, x: Tensor, table: Sequence[LayerCost], kernels: bool = False
+) -> Activity:
+    """One forward pass of ``model`` on ``x`` (no grad), recording the mean output of every
+    neuron layer (firing rates) and the mean input of every conv/linear row of ``table``
+    (input rates for :func:`autost.estimate_cost`); ``kernels`` also accumulates SAHD kernels.
+    """
+    # module path -> [sum, count]; sums stay tensors so that no hook waits on the device
+    spikes: dict[str, list[Any]] = {}
+    inputs: dict[str, list[Any]] = {}
+    acc = KernelAccumulator() if kernels else None
+
+    def on_spikes(name: str) -> Any:
+        def hook(module: nn.Module, args: Any, out: Tensor) -> None:
+            total = spikes.setdefault(name, [0.0, 0])
+            count = out.sum() if acc is None else acc.add(out).sum()
+            total[0] = total[0] + count.double()
+            total[1] += out.numel()
+
+        return hook
+
+    def on_input(name: str) -> Any:
+        def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
+            total = inputs.setdefault(name, [0.0, 0])
+            total[0] = total[0] + args[0].sum().double()
+            total[1] += args[0].numel()
+
+        return hook
+
+    modules = dict(model.named_modules())
+    handles = [m.register_forward_hook(on_spikes(n)) for n, m in neuron_layers(model)]
+    for row in table:
+        module = modules.get(row.name)
+        if row.kind in ("conv", "linear") and module is not None:
+            handles.append(module.register_forward_pre_hook(on_input(row.name)))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return Activity(
+        layer_rates={k: float(s) / n if n else 0.0 for k, (s, n) in spikes.items()},
+        input_rates={k: float(s) / n if n else 0.0 for k, (s, n) in inputs.items()},
+        kernels=acc,
+    )
 
 
 def score_all(

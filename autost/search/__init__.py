@@ -13,6 +13,8 @@ uninterrupted run. ``tpe`` and ``nsga2`` resume from the study's history through
 from __future__ import annotations
 
 import json
+import sys
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,3 +226,14 @@ def _search(
         if board:
             write_outputs(out, board)
     return SearchResult(out, board, evaluated, resumed, settings)
+
+
+class _SearchModule(types.ModuleType):
+    """Importing this package binds ``autost.search`` to it, shadowing the function of the
+    same name; calling the package therefore calls :func:`search`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> SearchResult:
+        return search(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _SearchModule

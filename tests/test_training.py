@@ -1,0 +1,202 @@
+"""The built-in trainer: accuracy on digits, resume equality, NaN handling, checkpoints, losses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import autost
+from autost.space import SearchSpace
+from autost.training import TrainSettings, train
+from autost.training.augment import augment_batch
+from autost.training.losses import Objective
+
+ROOT = Path(__file__).resolve().parents[1]
+# from the digits space: T=2, embed 64, one SSA block with 2 heads and MLP ratio 2 (96k params)
+DIGITS_ARCH = autost.ArchConfig(
+    in_channels=1,
+    image_size=8,
+    num_classes=10,
+    timesteps=2,
+    stem="sps",
+    stem_pooling="0011",
+    embed_dim=64,
+    depth=1,
+    num_heads=(2,),
+    mlp_ratios=(2,),
+    attention=("ssa",),
+)
+TINY = DIGITS_ARCH.replace(embed_dim=32)
+TIMING_KEYS = {"train_images_per_s", "epoch_seconds"}
+
+
+def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AUTOST_LIF_BACKEND": "eager"}
+    return subprocess.run(
+        [sys.executable, "-m", "autost", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def metrics(out: Path) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in rows]
+
+
+@pytest.mark.slow
+def test_digits_architecture_reaches_90_percent_within_two_minutes(tmp_path: Path) -> None:
+    assert SearchSpace.load("digits").contains(DIGITS_ARCH)
+    start = time.monotonic()
+    result = train(DIGITS_ARCH, "digits", out=tmp_path / "run", epochs=30, lr=5e-3, progress=False)
+    elapsed = time.monotonic() - start
+    assert result.status == "completed" and len(result.metrics) == 30
+    assert result.final["val_acc"] >= 0.90, result.final
+    assert elapsed < 120, f"{elapsed:.0f} s"  # about 25 s on the 2-core CI machine
+    rates = result.final["firing_rates"]
+    assert "blocks.0.attn.q_lif" in rates and 0 < result.final["mean_firing_rate"] < 1
+    assert result.final["sops"] > 0 and result.final["energy_mj"] > 0
+    header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0]
+    assert header.startswith("epoch,train_loss,train_acc,val_loss,val_acc")
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    config = tmp_path / "arch.json"
+    TINY.to_json(config)
+    common = ["train", str(config), "--dataset", "digits", "--epochs", "6", "--quiet"]
+    full = run_cli(*common, "--out", str(tmp_path / "full"))
+    assert full.returncode == 0, full.stderr
+    cut = tmp_path / "cut"
+    env = {**os.environ, "AUTOST_LIF_BACKEND": "eager"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autost", *common, "--out", str(cut)], cwd=ROOT, env=env
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        lines = (cut / "metrics.jsonl").read_text() if (cut / "metrics.jsonl").exists() else ""
+        if lines.count("\n") >= 2:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run must be killed mid-way"
+    done = torch.load(cut / "checkpoint.pt", weights_only=True)["epoch"]
+    assert 2 <= done < 6
+    resumed = run_cli(*common, "--out", str(cut), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert metrics(cut) == metrics(tmp_path / "full")
+    assert len(metrics(cut)) == 6
+    a = torch.load(cut / "weights.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "full" / "weights.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_nan_loss_stops_the_run_and_is_recorded(tmp_path: Path) -> None:
+    config = tmp_path / "arch.json"
+    TINY.to_json(config)
+    out = tmp_path / "nan"
+    result = run_cli(
+        "train", str(config), "--epochs", "3", "--lr", "1e10", "--out", str(out), "--quiet"
+    )
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "non-finite loss" in result.stderr, result.stderr
+    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["status"] == "diverged" and "non-finite" in last["failure"]
+    status = json.loads((out / "train.json").read_text())
+    assert status["status"] == "diverged"
+    again = run_cli("train", str(config), "--out", str(out), "--resume", "--quiet")
+    assert again.returncode == 2 and "diverged" in again.stderr
+
+
+def test_checkpoints_load_weights_only_and_rebuild_the_model(tmp_path: Path) -> None:
+    result = train(TINY, "digits", out=tmp_path / "r", epochs=2, progress=False)
+    state = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 2 and {"model", "optimizer", "scheduler", "scaler", "rng"} <= set(
+        state
+    )
+    saved = torch.load(tmp_path / "r" / "weights.pt", weights_only=True)
+    model = autost.create_model(autost.ArchConfig.from_json(saved["config"]))
+    model.load_state_dict(saved["model"])
+    model.eval()
+    from autost.data import load_dataset
+
+    val = load_dataset("digits", split="val", timesteps=1)
+    x = torch.stack([val[i][0][0] for i in range(len(val))])
+    y = torch.tensor(val.targets)
+    with torch.no_grad():
+        acc = (model(x).argmax(-1) == y).float().mean().item()
+    assert acc == pytest.approx(result.final["val_acc"], abs=1e-6)
+    rebuilt = autost.create_model(tmp_path / "r" / "train.json")
+    assert rebuilt.config == TINY
+
+
+@pytest.mark.parametrize(
+    ("loss", "dataset"), [("tet", "digits"), ("trt", "digits"), ("trt", "digits-events")]
+)
+def test_tet_and_trt_train(tmp_path: Path, loss: str, dataset: str) -> None:
+    arch = TINY if dataset == "digits" else TINY.replace(in_channels=2, timesteps=8)
+    result = train(arch, dataset, out=tmp_path / "r", epochs=1, loss=loss, progress=False)
+    assert result.status == "completed" and result.final["train_loss"] > 0
+
+
+def test_trt_reverses_time() -> None:
+    """Static input: the stem's spikes are reversed; events: the frames are."""
+    torch.manual_seed(0)
+    model = autost.create_model(TINY.replace(timesteps=4))
+    objective = Objective(model, TrainSettings(loss="trt"), static=True)
+    x = torch.rand(3, 1, 8, 8)
+    forward = model.forward_features(x)
+    backward = objective._reversed_features(x)
+    assert not torch.equal(forward, backward)
+    events = Objective(model, TrainSettings(loss="trt"), static=False)
+    seq = torch.rand(4, 3, 1, 8, 8)
+    assert torch.equal(events._reversed_features(seq), model.forward_features(seq.flip(0)))
+
+
+def test_augmentation_is_seeded_and_moves_frames_together() -> None:
+    x = torch.rand(5, 4, 2, 16, 16)  # [T, B, C, H, W]
+    a = augment_batch(x, "crop-flip", torch.Generator().manual_seed(1))
+    b = augment_batch(x, "crop-flip", torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and a.shape == x.shape
+    # every frame of a sample moved by the same offset: frame differences move with them
+    shifted = augment_batch(x - x[0], "crop-flip", torch.Generator().manual_seed(1))
+    assert torch.allclose(shifted, a - a[0])
+    assert torch.equal(augment_batch(x, "none", torch.Generator()), x)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--dataset", "mnist", "--root", "/nonexistent"], "missing MNIST file"),
+        (["--dataset", "digits-events"], "channels"),
+        (["--amp", "fp16", "--device", "cpu"], "fp16"),
+        (["--epochs", "0"], "epochs"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, extra: list[str], message: str) -> None:
+    config = tmp_path / "arch.json"
+    TINY.to_json(config)
+    result = run_cli("train", str(config), "--out", str(tmp_path / "x"), "--quiet", *extra)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_existing_run_is_never_overwritten(tmp_path: Path) -> None:
+    train(TINY, "digits", out=tmp_path / "r", epochs=1, progress=False)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}
+    with pytest.raises(autost.AutostError, match="--resume"):
+        train(TINY, "digits", out=tmp_path / "r", epochs=1, progress=False)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()} == before
