@@ -200,3 +200,23 @@ def test_existing_run_is_never_overwritten(tmp_path: Path) -> None:
     with pytest.raises(autost.AutostError, match="--resume"):
         train(TINY, "digits", out=tmp_path / "r", epochs=1, progress=False)
     assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()} == before
+
+
+@pytest.mark.slow
+def test_two_worker_ray_train_run_on_cpu(tmp_path: Path) -> None:
+    """Ray Train's TorchTrainer, 2 workers over gloo, same loop: same metrics shape as a
+    single-process run, a valid checkpoint, and Ray's copy of it."""
+    single = train(TINY, "digits", out=tmp_path / "one", epochs=2, progress=False)
+    result = train(TINY, "digits", out=tmp_path / "two", epochs=2, workers=2, progress=False)
+    assert result.status == "completed" and len(result.metrics) == 2
+    assert [set(m) for m in result.metrics] == [set(m) for m in single.metrics]
+    status = json.loads((tmp_path / "two" / "train.json").read_text())
+    assert status["world_size"] == 2 and status["epochs_done"] == 2
+    state = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 2
+    model = autost.create_model(TINY)
+    model.load_state_dict(state["model"])
+    reported = sorted((tmp_path / "two" / "ray" / "train").glob("checkpoint_*/checkpoint.pt"))
+    assert len(reported) == 2
+    last = torch.load(reported[-1], weights_only=True)
+    assert all(torch.equal(last["model"][k], state["model"][k]) for k in state["model"])
