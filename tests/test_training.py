@@ -220,3 +220,27 @@ def test_two_worker_ray_train_run_on_cpu(tmp_path: Path) -> None:
     assert len(reported) == 2
     last = torch.load(reported[-1], weights_only=True)
     assert all(torch.equal(last["model"][k], state["model"][k]) for k in state["model"])
+
+
+@pytest.mark.slow
+def test_ray_train_joins_a_running_cluster_with_address(tmp_path: Path) -> None:
+    """``--address``: the 2-worker run goes to an existing cluster (head + worker node on
+    loopback, one CPU each), which is left running; stopping it leaves nothing behind."""
+    from ray_cluster import LocalRayCluster
+
+    config = tmp_path / "arch.json"
+    TINY.to_json(config)
+    cluster = LocalRayCluster(head_cpus=1)
+    try:
+        cluster.add_worker(num_cpus=1)
+        out = tmp_path / "run"
+        result = run_cli(
+            *["train", str(config), "--epochs", "1", "--workers", "2", "--quiet"],
+            *["--out", str(out), "--address", cluster.address],
+        )
+        assert result.returncode == 0, result.stderr
+        assert json.loads((out / "train.json").read_text())["world_size"] == 2
+        assert cluster.alive_nodes() == 2  # the cluster outlives the run
+    finally:
+        cluster.stop()
+    assert cluster.our_processes() == []
