@@ -25,6 +25,7 @@ def __getattr__(name: str) -> object:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'autost' has no attribute {name!r}")
 
+
 __all__ = [
     "SCHEMA_VERSION",
     "ArchConfig",

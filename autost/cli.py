@@ -214,6 +214,71 @@ def _add_train(sub: Any) -> None:
     t.set_defaults(func=_cmd_train)
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from autost.tune import tune
+
+    if args.resume and args.out is None:
+        raise AutostError("--resume needs --out DIR, the run to continue")
+    steps = [int(t) for t in args.timesteps.split(",")] if args.timesteps else None
+    result = tune(
+        args.space,
+        from_dir=args.from_dir,
+        top=args.top,
+        dataset=args.dataset,
+        trials=args.trials,
+        epochs=args.epochs,
+        objective=args.objective,
+        address=args.address,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        out=args.out or time.strftime("runs/tune-%Y%m%d-%H%M%S"),
+        resume=args.resume,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        grace_period=args.grace_period,
+        max_failures=args.max_failures,
+        timesteps=steps,
+        root=args.root,
+        progress=not args.quiet,
+    )
+    if not result.leaderboard:
+        print(f"autost: every trial failed or stopped: {result.summary()}", file=sys.stderr)
+        return 1
+    best = result.best
+    print(result.summary())
+    print(json.dumps({"out": str(result.out), "best_trial": best.trial_id, **best.metrics}))
+    return 0
+
+
+def _add_tune(sub: Any) -> None:
+    t = sub.add_parser(
+        "tune",
+        help="short-train finalists or a space on Ray Tune (Optuna + ASHA)",
+        description="Search architectures jointly with lr, weight decay and timesteps by short "
+        "trainings on Ray Tune: OptunaSearch (TPE, or NSGA-II for accuracy,energy) and ASHA.",
+    )
+    t.add_argument("--space", default=None, help="search space name or TOML path")
+    t.add_argument("--from", dest="from_dir", default=None, help="search run dir or config folder")
+    t.add_argument("--top", type=int, default=5, help="finalists taken from --from")
+    t.add_argument("--dataset", default="digits")
+    t.add_argument("--root", default=None, help="dataset files (for datasets that need them)")
+    t.add_argument("--trials", type=int, default=10)
+    t.add_argument("--epochs", type=int, default=5, help="epochs per trial (ASHA's max_t)")
+    t.add_argument("--objective", default="accuracy", choices=["accuracy", "accuracy,energy"])
+    t.add_argument("--timesteps", default=None, help="comma-separated T choices to tune")
+    t.add_argument("--address", default=None, help="Ray cluster address (default: local Ray)")
+    t.add_argument("--cpus-per-trial", type=float, default=1)
+    t.add_argument("--gpus-per-trial", type=float, default=0)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--grace-period", type=int, default=1, help="ASHA: epochs before stopping")
+    t.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", default=None, help="run directory (default: runs/tune-<date>-<time>)")
+    t.add_argument("--resume", action="store_true", help="restore the experiment in --out")
+    t.add_argument("--quiet", action="store_true", help="no progress output")
+    t.set_defaults(func=_cmd_tune)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -304,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", default=None, help="file (--top 1) or folder (--top > 1)")
     e.set_defaults(func=_cmd_export)
     _add_train(sub)
+    _add_tune(sub)
     return parser
 
 

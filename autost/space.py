@@ -457,6 +457,25 @@ class SearchSpace:
         """A Ray Tune ``param_space`` of the flat parameters (per-layer up to the max depth)."""
         return self._per_param(Dimension.ray)
 
+    def to_spec(self) -> dict[str, Any]:
+        """The parsed-TOML form: ``SearchSpace.from_dict(space.to_spec())`` rebuilds the space
+        (how a space travels to remote workers without its file)."""
+        dims: dict[str, Any] = {}
+        for name, d in self.dimensions.items():
+            if d.kind == "choice":
+                spec: dict[str, Any] = {"choices": [_plain(c) for c in d.choices]}
+            else:
+                spec = {"type": d.kind, "low": d.low, "high": d.high}
+                if d.step is not None:
+                    spec["step"] = d.step
+            dims[name] = {**spec, "per_layer": d.per_layer}
+        return {
+            "space": {"name": self.name, "description": self.description},
+            "fixed": dict(self.fixed),
+            "dimensions": dims,
+            "constraints": [str(c) for c in self.constraints],
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description (for run.json)."""
         return {

@@ -30,7 +30,12 @@ def free_port() -> int:
 
 
 def ray_env() -> dict[str, str]:
-    return {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    return {
+        **os.environ,
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "AUTOST_LIF_BACKEND": "eager",
+    }
 
 
 class Node:

@@ -116,7 +116,7 @@ def train_distributed(
     try:
         trainer.fit()
     except Exception as exc:  # TrainingFailedError wraps the worker error
-        cause = exc
+        cause: BaseException = exc
         while cause.__cause__ is not None:
             cause = cause.__cause__
         if isinstance(cause, AutostError):

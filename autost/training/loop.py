@@ -299,9 +299,7 @@ class Trainer:
         objective.train()
         aug = torch.Generator().manual_seed(s.seed * 1_000_003 + epoch + 7919 * (self.rank + 1))
         sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss*n, correct, n
-        autocast = (
-            torch.autocast(self.device.type, dtype=self.amp) if self.amp else nullcontext()
-        )
+        autocast = torch.autocast(self.device.type, dtype=self.amp) if self.amp else nullcontext()
         steps = self._steps_per_epoch()
         for step, (x, y) in enumerate(self._loader(self.train_set, epoch, train=True)):
             if step >= steps:
@@ -362,9 +360,7 @@ class Trainer:
         model.eval()
         loss_sum, correct, count = 0.0, 0, 0
         activity = None
-        autocast = (
-            torch.autocast(self.device.type, dtype=self.amp) if self.amp else nullcontext()
-        )
+        autocast = torch.autocast(self.device.type, dtype=self.amp) if self.amp else nullcontext()
         for x, y in self._loader(self.val_set, 0, train=False):
             x, y = self._inputs(x), y.to(self.device)
             with autocast:

@@ -1,0 +1,224 @@
+"""Ray Tune + Optuna short-training evaluation: ASHA, failures, resume, a real two-node cluster."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+import autost
+
+ROOT = Path(__file__).resolve().parents[1]
+GOOD = autost.ArchConfig(
+    in_channels=1,
+    image_size=8,
+    num_classes=10,
+    timesteps=2,
+    stem="sps",
+    stem_pooling="0011",
+    embed_dim=32,
+    depth=1,
+    num_heads=(2,),
+    mlp_ratios=(2,),
+    attention=("ssa",),
+)
+BAD = GOOD.replace(num_classes=11)  # digits has 10 classes: the trainer raises in the trial
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "AUTOST_LIF_BACKEND": "eager", "RAY_AUTH_MODE": "disabled"}
+
+
+def run_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "autost", "tune", "--quiet", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env(),
+    )
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def finalists(folder: Path, *configs: autost.ArchConfig) -> Path:
+    folder.mkdir()
+    for i, cfg in enumerate(configs):
+        cfg.to_json(folder / f"rank-{i + 1:02d}.json")
+    return folder
+
+
+@pytest.mark.slow
+def test_local_ray_with_asha_stopping_trials_early(tmp_path: Path) -> None:
+    out = tmp_path / "t"
+    result = run_cli(
+        *["--space", "digits", "--dataset", "digits", "--trials", "8", "--epochs", "4"],
+        *["--out", str(out)],
+    )
+    assert result.returncode == 0, result.stderr
+    trials = rows(out / "trials.csv")
+    assert len(trials) == 8
+    statuses = [t["status"] for t in trials]
+    assert "stopped_early" in statuses and "complete" in statuses, statuses
+    for t in trials:
+        assert (int(t["epochs"]) == 4) == (t["status"] == "complete"), t
+    board = rows(out / "leaderboard.csv")
+    assert {t["status"] for t in board} == {"complete"}
+    assert len(board) == statuses.count("complete")
+    accs = [float(t["val_acc"]) for t in board]
+    assert accs == sorted(accs, reverse=True)
+    best = json.loads((out / "best.json").read_text())
+    assert autost.create_model(out / "best.json").config == autost.ArchConfig.from_dict(
+        best["config"]
+    )
+    assert {"lr", "weight_decay", "depth"} <= set(best["params"])
+    import optuna
+
+    study = optuna.load_study(study_name="autost-tune", storage=f"sqlite:///{out / 'study.db'}")
+    assert len(study.trials) == 8
+
+
+@pytest.mark.slow
+def test_failing_trials_are_recorded_and_all_failing_exits_non_zero(tmp_path: Path) -> None:
+    mixed = finalists(tmp_path / "mixed", GOOD, BAD)
+    out = tmp_path / "m"
+    result = run_cli(
+        *["--from", str(mixed), "--trials", "4", "--epochs", "1", "--max-failures", "0"],
+        *["--seed", "1", "--out", str(out)],
+    )
+    assert result.returncode == 0, result.stderr
+    trials = rows(out / "trials.csv")
+    failed = [t for t in trials if t["status"] == "failed"]
+    assert failed and all("11 classes" in t["error"] or "classes" in t["error"] for t in failed)
+    assert all(json.loads(t["params"])["arch"] == 1 for t in failed)
+    assert all(t["status"] == "failed" for t in rows(out / "leaderboard.csv")) is False
+
+    only_bad = finalists(tmp_path / "bad", BAD)
+    result = run_cli(
+        *["--from", str(only_bad), "--trials", "2", "--epochs", "1", "--max-failures", "0"],
+        *["--out", str(tmp_path / "b")],
+    )
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "2 failed" in result.stderr, result.stderr
+    assert "classes" in result.stderr
+
+
+def test_unreachable_address_fails_fast_with_one_line(tmp_path: Path) -> None:
+    from ray_cluster import free_port
+
+    start = time.monotonic()
+    result = run_cli(
+        *["--space", "digits", "--trials", "1", "--epochs", "1", "--out", str(tmp_path / "x")],
+        *["--address", f"127.0.0.1:{free_port()}"],
+        timeout=120,
+    )
+    assert time.monotonic() - start < 30
+    assert result.returncode == 2
+    assert "cannot reach the Ray cluster" in result.stderr and result.stderr.count("\n") == 1
+
+
+def _trial_epochs(out: Path) -> dict[str, int]:
+    """Epochs each trial recorded in its own trainer run directory."""
+    done: dict[str, int] = {}
+    for path in (out / "tune").glob("*/run/metrics.jsonl"):
+        done[path.parent.parent.name] = len(path.read_text().splitlines())
+    return done
+
+
+@pytest.mark.slow
+def test_killed_driver_resumes_without_rerunning_completed_trials(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    args = ["--space", "digits", "--trials", "6", "--epochs", "3", "--grace-period", "3"]
+    args += ["--cpus-per-trial", "2", "--out", str(out)]  # one trial at a time, none stopped
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autost", "tune", "--quiet", *args],
+        cwd=ROOT,
+        env=env(),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    tree: set[psutil.Process] = set()
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        root = psutil.Process(proc.pid)
+        tree |= {root, *root.children(recursive=True)}
+        if sum(n == 3 for n in _trial_epochs(out).values()) >= 2:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the driver must be killed mid-way"
+    tree |= set(psutil.Process(proc.pid).children(recursive=True))
+    for p in tree:  # the driver and the local Ray it started
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    psutil.wait_procs(list(tree), timeout=30)
+    before = _trial_epochs(out)
+    finished = {t for t, n in before.items() if n == 3}
+    assert 2 <= len(finished) < 6
+    stamps = {t: (out / "tune" / t / "run" / "metrics.jsonl").stat().st_mtime_ns for t in finished}
+
+    resumed = run_cli(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    trials = rows(out / "trials.csv")
+    assert len(trials) == 6 and all(t["status"] == "complete" for t in trials)
+    for t in finished:  # completed trials were not run again
+        assert (out / "tune" / t / "run" / "metrics.jsonl").stat().st_mtime_ns == stamps[t]
+
+
+@pytest.mark.slow
+def test_worker_node_killed_mid_experiment_every_trial_still_finishes(tmp_path: Path) -> None:
+    from ray_cluster import LocalRayCluster
+
+    cluster = LocalRayCluster(head_cpus=1)
+    try:
+        worker = cluster.add_worker(num_cpus=1)
+        out = tmp_path / "c"
+        args = ["--space", "digits", "--trials", "4", "--epochs", "4", "--grace-period", "4"]
+        args += ["--max-failures", "3", "--out", str(out), "--address", cluster.address]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "autost", "tune", "--quiet", *args],
+            cwd=ROOT,
+            env=env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 300
+        killed = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            worker.remember_tree()
+            running = [p for p in worker.tree if p.is_running() and _is_trial(p)]
+            if running and any(n >= 1 for n in _trial_epochs(out).values()):
+                worker.stop(graceful=False)  # the node dies with its trial
+                killed = True
+                break
+            time.sleep(0.2)
+        assert killed, "no trial ran on the worker node"
+        _stdout, stderr = proc.communicate(timeout=900)
+        assert proc.returncode == 0, stderr
+        trials = rows(out / "trials.csv")
+        assert len(trials) == 4 and all(t["status"] == "complete" for t in trials), trials
+    finally:
+        cluster.stop()
+    assert cluster.our_processes() == []
+
+
+def _is_trial(proc: psutil.Process) -> bool:
+    """A Ray worker process running a trial (its title names the function trainable)."""
+    try:
+        title = " ".join(proc.cmdline()) or proc.name()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+    return "ImplicitFunc" in title or "run_trial" in title
