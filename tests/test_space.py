@@ -131,23 +131,40 @@ def test_optuna_and_ray_adapters() -> None:
     assert set(params) == set(dists)
 
 
+def _counted_flops(cfg: autost.ArchConfig) -> tuple[int, int]:
+    """(FlopCounterMode's FLOPs of one forward pass, estimate_cost's FLOPs) of ``cfg``."""
+    torch.set_num_threads(1)
+    with torch.device("meta"):
+        model = autost.create_model(cfg)
+    # uninitialised CPU storage: no init cost, and real kernels count faster than meta ones
+    model = model.to_empty(device="cpu")
+    x = torch.rand(1, cfg.in_channels, cfg.image_size, cfg.image_size)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return counter.get_total_flops(), autost.estimate_cost(cfg).flops
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SHIPPED)
 def test_cost_model_matches_flop_counter_on_200_candidates(name: str) -> None:
     """estimate_cost's conv/linear/matmul FLOPs equal FlopCounterMode's on the built model.
 
-    Full-width candidates are built on the meta device (no memory, no arithmetic); T and the
-    image are cut to the smallest sizes the candidate accepts, since the formulas are linear
-    in both and only the operator count makes the counter slow.
+    Full-width candidates are built on the meta device, then given uninitialised CPU storage
+    (values do not matter to a FLOP count); T and the image are cut to the smallest sizes the
+    candidate accepts, since the formulas are linear in both and only the operator count makes
+    the counter slow. Two processes share the candidates.
     """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     space = SearchSpace.load(name)
     rng = np.random.default_rng(0)
+    configs = []
     for _ in range(200):
         cfg = space.sample(rng)
-        cfg = cfg.replace(timesteps=2, image_size=2 * cfg.total_stride)
-        with torch.device("meta"):
-            model = autost.create_model(cfg)
-            x = torch.rand(1, cfg.in_channels, cfg.image_size, cfg.image_size)
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(x)
-        assert counter.get_total_flops() == autost.estimate_cost(cfg).flops, cfg
+        configs.append(cfg.replace(timesteps=2, image_size=2 * cfg.total_stride))
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(2, mp_context=context) as pool:
+        results = list(pool.map(_counted_flops, configs, chunksize=10))
+    for cfg, (counted, estimated) in zip(configs, results, strict=True):
+        assert counted == estimated, cfg
