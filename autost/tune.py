@@ -307,6 +307,13 @@ def tune(
         },
         "finalists": setup["finalists"],
     }
+    if resume and (out / "tune.json").exists():
+        previous = json.loads((out / "tune.json").read_text())
+        for key in ("space", "from", "dataset", "trials", "epochs", "objective", "seed"):
+            if previous.get(key) != record[key]:
+                raise AutostError(
+                    f"{out}: cannot resume with a different {key} ({previous.get(key)!r} was used)"
+                )
     if not resume:
         atomic_write_text(out / "tune.json", json.dumps(record, indent=2) + "\n")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -377,7 +384,10 @@ def _run(
     tuner = rt.Tuner(
         trainable,
         tune_config=rt.TuneConfig(
-            search_alg=searcher, scheduler=scheduler, num_samples=record["trials"]
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=record["trials"],
+            reuse_actors=True,  # a trial process serves the next trials: no start-up per trial
         ),
         run_config=rt.RunConfig(
             name=EXPERIMENT,

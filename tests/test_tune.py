@@ -94,16 +94,22 @@ def test_local_ray_with_asha_stopping_trials_early(tmp_path: Path) -> None:
 def test_failing_trials_are_recorded_and_all_failing_exits_non_zero(tmp_path: Path) -> None:
     mixed = finalists(tmp_path / "mixed", GOOD, BAD)
     out = tmp_path / "m"
-    result = run_cli(
+    result = run_cli(  # NSGA-II over accuracy and energy
         *["--from", str(mixed), "--trials", "4", "--epochs", "1", "--max-failures", "0"],
-        *["--seed", "1", "--out", str(out)],
+        *["--seed", "1", "--objective", "accuracy,energy", "--out", str(out)],
     )
     assert result.returncode == 0, result.stderr
     trials = rows(out / "trials.csv")
     failed = [t for t in trials if t["status"] == "failed"]
     assert failed and all("11 classes" in t["error"] or "classes" in t["error"] for t in failed)
     assert all(json.loads(t["params"])["arch"] == 1 for t in failed)
-    assert all(t["status"] == "failed" for t in rows(out / "leaderboard.csv")) is False
+    board = rows(out / "leaderboard.csv")
+    assert board and all(t["status"] == "complete" for t in board)
+    assert all(float(t["energy_mj"]) > 0 for t in board)
+    import optuna
+
+    study = optuna.load_study(study_name="autost-tune", storage=f"sqlite:///{out / 'study.db'}")
+    assert len(study.directions) == 2
 
     only_bad = finalists(tmp_path / "bad", BAD)
     result = run_cli(
