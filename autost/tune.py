@@ -7,8 +7,9 @@ the weight decay and the timesteps by ``OptunaSearch`` (TPE; NSGA-II when the ob
 ``accuracy,energy``), and the ASHA scheduler stops unpromising trials early. Ray does the
 scheduling, retries (``FailureConfig``) and experiment resume (``Tuner.restore``).
 
-The run directory ``out`` holds ``study.db`` (the Optuna study), ``tune/`` (Ray's experiment,
-with each trial's checkpoints and its trainer run directory), ``trials.csv`` (every trial with
+The run directory ``out`` holds ``study.db`` (the Optuna study), ``tune/`` (Ray's experiment;
+each trial's latest checkpoint holds its trainer run files: checkpoint.pt, weights.pt,
+train.json, config.json, metrics.jsonl), ``trials.csv`` (every trial with
 its status: ``complete``, ``stopped_early`` by ASHA, or ``failed`` with its error),
 ``leaderboard.csv`` (complete trials only, best first), ``best.json`` and ``tune.json``.
 """
@@ -126,8 +127,9 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
             "weight_decay": float(params["weight_decay"]),
         }
     )
-    run_dir = Path(ray.tune.get_context().get_trial_dir()) / "run"
-    shutil.rmtree(run_dir, ignore_errors=True)
+    # a private working folder: Ray reuses trial processes, and the trial's record is the
+    # checkpoint it reports (all run files), which Ray keeps under out/tune/<trial>/
+    run_dir = Path(tempfile.mkdtemp(prefix="autost-trial-")) / "run"
     checkpoint = ray.tune.get_checkpoint()
     if checkpoint is not None:  # a retry or a restored experiment: continue from it
         with checkpoint.as_directory() as folder:
@@ -150,7 +152,10 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
         progress=False,
         distributed=Distributed(0, 1, resolve_device(settings.device), report),
     )
-    result = trainer.fit(resume=checkpoint is not None)
+    try:
+        result = trainer.fit(resume=checkpoint is not None)
+    finally:
+        shutil.rmtree(run_dir.parent, ignore_errors=True)
     if result.status != "completed":
         raise AutostError(result.failure)
 

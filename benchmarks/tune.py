@@ -8,7 +8,7 @@ is the same; lr and weight decay still vary) for ``--epochs`` epochs with ASHA's
 at the full length (no trial stopped early), through the real ``autost.tune`` path: local Ray
 started with 1 or with 2 CPUs, one CPU per trial, so 1 or 2 trials run at a time. Settings
 alternate within each repeat (1, 2, 1, 2, ...). Trial compute is the sum of the trainer's own
-epoch times (training + validation) read from each trial's ``metrics.jsonl``; overhead per trial
+epoch times (training + validation) read from each trial's last checkpoint; overhead per trial
 is ``(wall x workers - compute) / trials``: Ray's actor start, scheduling, result and
 checkpoint handling, the searcher, and the experiment snapshots.
 """
@@ -62,7 +62,10 @@ def one(root: Path, workers: int, trials: int, epochs: int, tag: str) -> dict[st
         ray.shutdown()
     assert len(result.leaderboard) == trials, result.summary()
     compute = 0.0
-    for path in (root / f"run-{tag}" / "tune").glob("*/run/metrics.jsonl"):
+    trial_dirs = sorted((root / f"run-{tag}" / "tune").glob("run_trial_*"))
+    assert len(trial_dirs) == trials
+    for trial in trial_dirs:  # the run files of a trial's last checkpoint
+        path = sorted(trial.glob("checkpoint_*/metrics.jsonl"))[-1]
         compute += sum(json.loads(line)["epoch_seconds"] for line in path.read_text().splitlines())
     return {
         "wall_s": wall,

@@ -137,12 +137,19 @@ def test_unreachable_address_fails_fast_with_one_line(tmp_path: Path) -> None:
     assert "cannot reach the Ray cluster" in result.stderr and result.stderr.count("\n") == 1
 
 
+def _latest_metrics(out: Path) -> dict[str, Path]:
+    """Each trial's metrics.jsonl in its latest reported checkpoint."""
+    found: dict[str, Path] = {}
+    for trial in (out / "tune").glob("run_trial_*"):
+        checkpoints = sorted(trial.glob("checkpoint_*/metrics.jsonl"))
+        if checkpoints:
+            found[trial.name] = checkpoints[-1]
+    return found
+
+
 def _trial_epochs(out: Path) -> dict[str, int]:
-    """Epochs each trial recorded in its own trainer run directory."""
-    done: dict[str, int] = {}
-    for path in (out / "tune").glob("*/run/metrics.jsonl"):
-        done[path.parent.parent.name] = len(path.read_text().splitlines())
-    return done
+    """Epochs each trial has checkpointed."""
+    return {t: len(p.read_text().splitlines()) for t, p in _latest_metrics(out).items()}
 
 
 @pytest.mark.slow
@@ -175,14 +182,17 @@ def test_killed_driver_resumes_without_rerunning_completed_trials(tmp_path: Path
     before = _trial_epochs(out)
     finished = {t for t, n in before.items() if n == 2}
     assert 2 <= len(finished) < 5
-    stamps = {t: (out / "tune" / t / "run" / "metrics.jsonl").stat().st_mtime_ns for t in finished}
+    paths = _latest_metrics(out)
+    stamps = {t: (paths[t], paths[t].stat().st_mtime_ns) for t in finished}
 
     resumed = run_cli(*args, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     trials = rows(out / "trials.csv")
     assert len(trials) == 5 and all(t["status"] == "complete" for t in trials)
-    for t in finished:  # completed trials were not run again
-        assert (out / "tune" / t / "run" / "metrics.jsonl").stat().st_mtime_ns == stamps[t]
+    after = _latest_metrics(out)
+    for t in finished:  # completed trials were not run again: same last checkpoint, untouched
+        path, stamp = stamps[t]
+        assert after[t] == path and path.stat().st_mtime_ns == stamp
 
 
 @pytest.mark.slow
