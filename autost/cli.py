@@ -279,6 +279,64 @@ def _add_tune(sub: Any) -> None:
     t.set_defaults(func=_cmd_tune)
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from autost.pipeline import run
+
+    result = run(
+        args.space,
+        args.dataset,
+        out=args.out,
+        evaluator=args.evaluator,
+        strategy=args.strategy,
+        budget=args.budget,
+        top=args.top,
+        trials=args.trials,
+        tune_epochs=args.tune_epochs,
+        epochs=args.epochs,
+        address=args.address,
+        seed=args.seed,
+        skip=args.skip,
+        only=args.only,
+        root=args.root,
+        progress=not args.quiet,
+    )
+    print(
+        f"ran: {', '.join(result.ran) or 'nothing'}; already done or skipped: "
+        f"{', '.join(result.skipped) or 'nothing'}"
+    )
+    print(f"bundle: {result.bundle} (autost.create_model({str(result.bundle)!r}))")
+    return 0
+
+
+def _add_run(sub: Any) -> None:
+    r = sub.add_parser(
+        "run",
+        help="search, tune, train and export in one resumable command",
+        description="Training-free search, tuning of the top-K on Ray Tune, full training of "
+        "the winner and export of a bundle (config with provenance, weights, report, plots). "
+        "Finished stages are skipped when the command is run again.",
+    )
+    r.add_argument("--space", required=True, help="search space name or TOML path")
+    r.add_argument("--dataset", default="digits")
+    r.add_argument("--root", default=None, help="dataset files (for datasets that need them)")
+    r.add_argument("--out", default="runs/run", help="run directory (default: runs/run)")
+    r.add_argument("--evaluator", default="zero-cost")
+    r.add_argument("--strategy", default="evolution")
+    r.add_argument("--budget", type=int, default=200, help="search: candidates")
+    r.add_argument("--top", type=int, default=3, help="tune: finalists")
+    r.add_argument("--trials", type=int, default=6, help="tune: short trainings")
+    r.add_argument("--tune-epochs", type=int, default=3, help="tune: epochs per trial")
+    r.add_argument("--epochs", type=int, default=30, help="train: epochs for the winner")
+    r.add_argument("--address", default=None, help="Ray cluster for search scoring and tuning")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument(
+        "--skip", action="append", default=[], choices=["search", "tune", "train", "export"]
+    )
+    r.add_argument("--only", default=None, choices=["search", "tune", "train", "export"])
+    r.add_argument("--quiet", action="store_true", help="no progress output")
+    r.set_defaults(func=_cmd_run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -370,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_cmd_export)
     _add_train(sub)
     _add_tune(sub)
+    _add_run(sub)
     return parser
 
 

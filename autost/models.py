@@ -128,6 +128,8 @@ def resolve_config(spec: Any, **overrides: Any) -> ArchConfig:
         text = str(spec)
         if text in PRESETS:
             cfg = PRESETS.get(text)()
+        elif _is_bundle(Path(text)):
+            cfg = _config_file(Path(text) / "config.json")
         elif Path(text).is_dir() and (Path(text) / "best.json").is_file():
             cfg = _config_file(Path(text) / "best.json")  # a search run: its best candidate
         elif text.endswith(".json") or Path(text).is_file():
@@ -150,8 +152,22 @@ def create_model(spec: Any, **overrides: Any) -> SpikingTransformer:
 
     ``overrides`` replace config fields, e.g. ``create_model("spikformer-4-384-cifar10",
     image_size=16, timesteps=2)``. Unknown preset names raise an error listing close matches.
+    An exported bundle folder (``config.json`` + ``weights.pt``, from ``autost run``) gives the
+    model with its trained weights (loaded with ``weights_only=True``).
     """
+    if isinstance(spec, (str, os.PathLike)) and _is_bundle(Path(spec)):
+        import torch
+
+        folder = Path(spec)
+        model = SpikingTransformer(resolve_config(folder / "config.json", **overrides))
+        state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        return model
     return SpikingTransformer(resolve_config(spec, **overrides))
+
+
+def _is_bundle(path: Path) -> bool:
+    return path.is_dir() and (path / "config.json").is_file() and (path / "weights.pt").is_file()
 
 
 def list_models(pattern: str = "*") -> list[str]:

@@ -203,44 +203,38 @@ def test_existing_run_is_never_overwritten(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_two_worker_ray_train_run_on_cpu(tmp_path: Path) -> None:
-    """Ray Train's TorchTrainer, 2 workers over gloo, same loop: same metrics shape as a
-    single-process run, a valid checkpoint, and Ray's copy of it."""
-    single = train(TINY, "digits", out=tmp_path / "one", epochs=2, progress=False)
-    result = train(TINY, "digits", out=tmp_path / "two", epochs=2, workers=2, progress=False)
-    assert result.status == "completed" and len(result.metrics) == 2
-    assert [set(m) for m in result.metrics] == [set(m) for m in single.metrics]
-    status = json.loads((tmp_path / "two" / "train.json").read_text())
-    assert status["world_size"] == 2 and status["epochs_done"] == 2
-    state = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)
-    assert state["epoch"] == 2
-    model = autost.create_model(TINY)
-    model.load_state_dict(state["model"])
-    reported = sorted((tmp_path / "two" / "ray" / "train").glob("checkpoint_*/checkpoint.pt"))
-    assert len(reported) == 2
-    last = torch.load(reported[-1], weights_only=True)
-    assert all(torch.equal(last["model"][k], state["model"][k]) for k in state["model"])
-
-
-@pytest.mark.slow
-def test_ray_train_joins_a_running_cluster_with_address(tmp_path: Path) -> None:
-    """``--address``: the 2-worker run goes to an existing cluster (head + worker node on
-    loopback, one CPU each), which is left running; stopping it leaves nothing behind."""
+def test_two_worker_ray_train_run_on_a_running_cluster(tmp_path: Path) -> None:
+    """Ray Train's TorchTrainer, 2 workers over gloo on CPU, through ``--address`` on a running
+    two-node cluster (head + worker on loopback, one CPU each): the same loop gives the same
+    metrics shape as a single-process run and a valid checkpoint, Ray keeps its own copy, and
+    the cluster outlives the run; stopping it leaves none of its processes behind."""
     from ray_cluster import LocalRayCluster
 
+    single = train(TINY, "digits", out=tmp_path / "one", epochs=2, progress=False)
     config = tmp_path / "arch.json"
     TINY.to_json(config)
     cluster = LocalRayCluster(head_cpus=1)
     try:
         cluster.add_worker(num_cpus=1)
-        out = tmp_path / "run"
+        out = tmp_path / "two"
         result = run_cli(
-            *["train", str(config), "--epochs", "1", "--workers", "2", "--quiet"],
+            *["train", str(config), "--epochs", "2", "--workers", "2", "--quiet"],
             *["--out", str(out), "--address", cluster.address],
         )
         assert result.returncode == 0, result.stderr
-        assert json.loads((out / "train.json").read_text())["world_size"] == 2
         assert cluster.alive_nodes() == 2  # the cluster outlives the run
     finally:
         cluster.stop()
     assert cluster.our_processes() == []
+    status = json.loads((out / "train.json").read_text())
+    assert status["world_size"] == 2 and status["epochs_done"] == 2
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [set(m) for m in rows] == [set(m) for m in single.metrics]
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 2
+    model = autost.create_model(TINY)
+    model.load_state_dict(state["model"])
+    reported = sorted((out / "ray" / "train").glob("checkpoint_*/checkpoint.pt"))
+    assert len(reported) == 2
+    last = torch.load(reported[-1], weights_only=True)
+    assert all(torch.equal(last["model"][k], state["model"][k]) for k in state["model"])

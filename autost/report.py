@@ -1,0 +1,192 @@
+"""The export bundle of an ``autost run``: config with provenance, weights, report and plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from autost.errors import AutostError
+from autost.io import atomic_write_text
+
+BUNDLE_SCHEMA = 1
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points not dominated by another with lower cost (x) and higher score (y), by cost."""
+    front: list[tuple[float, float]] = []
+    for x, y in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or y > front[-1][1]:
+            front.append((x, y))
+    return front
+
+
+def plot_pareto(rows: list[dict[str, Any]], path: Path) -> None:
+    """Proxy score against params and against energy, Pareto fronts drawn."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, label in ((axes[0], "params", "params"), (axes[1], "energy_mj", "energy (mJ)")):
+        points = [(float(r[key]), float(r["score"])) for r in rows if r.get(key) not in (None, "")]
+        if points:
+            ax.scatter(*zip(*points, strict=True), s=12, alpha=0.6, label="candidates")
+            front = pareto_front(points)
+            ax.plot(*zip(*front, strict=True), color="C3", marker="o", label="Pareto front")
+        ax.set_xlabel(label)
+        ax.set_ylabel("proxy score")
+        ax.legend()
+    fig.suptitle("Training-free search: proxy score against cost")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_proxy_vs_accuracy(pairs: list[tuple[float, float]], tau: float, path: Path) -> None:
+    """Proxy score of each finalist against its best short-training accuracy."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    if pairs:
+        ax.scatter(*zip(*pairs, strict=True), s=30)
+    ax.set_xlabel("proxy score")
+    ax.set_ylabel("short-training val accuracy")
+    ax.set_title(f"Finalists: Kendall tau {tau:.2f}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_training(metrics: list[dict[str, Any]], path: Path) -> None:
+    """Loss and accuracy curves of the full training."""
+    plt = _plt()
+    epochs = [m["epoch"] for m in metrics]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(epochs, [m["train_loss"] for m in metrics], label="train")
+    left.plot(epochs, [m["val_loss"] for m in metrics], label="val")
+    left.set_xlabel("epoch")
+    left.set_ylabel("loss")
+    left.legend()
+    right.plot(epochs, [m["train_acc"] for m in metrics], label="train")
+    right.plot(epochs, [m["val_acc"] for m in metrics], label="val")
+    right.set_xlabel("epoch")
+    right.set_ylabel("accuracy")
+    right.legend()
+    fig.suptitle("Full training of the winner")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def _finalist_pairs(run: Path) -> list[tuple[float, float]]:
+    """(search score, best short-training accuracy) of each tuned finalist."""
+    tune_file = run / "tune" / "tune.json"
+    if not tune_file.exists():
+        return []
+    from autost.search import load_run
+
+    board = load_run(run / "search")
+    best: dict[int, float] = {}
+    for row in _csv(run / "tune" / "trials.csv"):
+        if row["status"] == "failed" or not row.get("val_acc"):
+            continue
+        arch = int(json.loads(row["params"])["arch"])
+        best[arch] = max(best.get(arch, 0.0), float(row["val_acc"]))
+    return [(board[i].score, acc) for i, acc in sorted(best.items()) if i < len(board)]
+
+
+def export_bundle(run: Path, bundle: Path) -> Path:
+    """Write ``bundle`` from the stage folders of run ``run``; returns ``bundle``."""
+    import optuna
+    import torch
+    from scipy.stats import kendalltau
+
+    import autost
+
+    train_dir = run / "train"
+    status = json.loads((train_dir / "train.json").read_text())
+    if status.get("status") != "completed":
+        raise AutostError(f"{train_dir}: training did not complete ({status.get('status')})")
+    metrics = [json.loads(line) for line in (train_dir / "metrics.jsonl").read_text().splitlines()]
+    search_best = json.loads((run / "search" / "best.json").read_text())
+    search_run = json.loads((run / "search" / "run.json").read_text())["settings"]
+    tune_best = (
+        json.loads((run / "tune" / "best.json").read_text())
+        if (run / "tune" / "best.json").exists()
+        else None
+    )
+    bundle.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(train_dir / "weights.pt", bundle / "weights.pt")
+    final = {k: v for k, v in metrics[-1].items() if k != "firing_rates"}
+
+    rows = _csv(run / "search" / "leaderboard.csv")
+    plot_pareto(rows, bundle / "pareto.png")
+    pairs = _finalist_pairs(run)
+    tau = float(kendalltau(*zip(*pairs, strict=True)).statistic) if len(pairs) > 1 else float("nan")
+    plot_proxy_vs_accuracy(pairs, tau, bundle / "proxy_vs_accuracy.png")
+    plot_training(metrics, bundle / "training.png")
+
+    provenance = {
+        "space": search_run["space"]["name"],
+        "evaluator": search_run["evaluator"],
+        "strategy": search_run["strategy"],
+        "search_scores": search_best["scores"],
+        "tuning": None
+        if tune_best is None
+        else {
+            "params": tune_best["params"],
+            "metrics": tune_best["metrics"],
+            "finalists_kendall_tau": tau,
+        },
+        "training": {"dataset": status["dataset"], "settings": status["settings"], "final": final},
+        "seed": search_run["seed"],
+        "versions": {
+            "autost": autost.__version__,
+            "torch": torch.__version__,
+            "optuna": optuna.__version__,
+            "python": platform.python_version(),
+        },
+        "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    data = {"schema_version": BUNDLE_SCHEMA, "config": status["config"], "provenance": provenance}
+    atomic_write_text(bundle / "config.json", json.dumps(data, indent=2) + "\n")
+    report = [
+        "# autost run report",
+        "",
+        f"Space `{provenance['space']}`, evaluator `{provenance['evaluator']}`, strategy "
+        f"`{provenance['strategy']}`, dataset `{status['dataset']}`, seed {provenance['seed']}.",
+        "",
+        f"- Final validation accuracy: **{final['val_acc']:.4f}** after {final['epoch']} epochs.",
+        f"- Params: {autost.count_params(status['config']):,}; energy per sample "
+        f"{final['energy_mj']:.4g} mJ at the measured firing rates.",
+        f"- Finalists' proxy score against short-training accuracy: Kendall tau {tau:.3f} "
+        f"over {len(pairs)} finalists.",
+        "",
+        "![Pareto front](pareto.png)",
+        "",
+        "![Proxy against accuracy](proxy_vs_accuracy.png)",
+        "",
+        "![Training curves](training.png)",
+        "",
+        'Rebuild: `autost.create_model("<this folder>")` (config and weights).',
+        "",
+    ]
+    atomic_write_text(bundle / "report.md", "\n".join(report))
+    return bundle
