@@ -398,7 +398,9 @@ def _run(
             name=EXPERIMENT,
             storage_path=str(experiment.parent),
             failure_config=rt.FailureConfig(max_failures=record["max_failures"]),
-            checkpoint_config=rt.CheckpointConfig(num_to_keep=1),
+            # every checkpoint is kept: an experiment snapshot taken just before a crash may
+            # name an older checkpoint than the trial's last, and restoring needs it to exist
+            checkpoint_config=rt.CheckpointConfig(num_to_keep=None),
             verbose=1 if progress else 0,
         ),
     )
