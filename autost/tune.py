@@ -246,8 +246,9 @@ def tune(
     Without ``address`` a local Ray instance runs the experiment; with it, the experiment joins
     that cluster. ``resume=True`` restores an interrupted experiment from ``out``.
     """
-    import ray
     from ray import tune as rt
+
+    from autost.search.scoring import check_ray_address, ray_session
 
     if objective not in OBJECTIVES:
         raise AutostError(f"unknown objective {objective!r} (choices: {', '.join(OBJECTIVES)})")
@@ -286,9 +287,7 @@ def tune(
         "root": None if root is None else str(root),
         "settings": settings.to_dict(),
     }
-    if address is not None:
-        from autost.search.scoring import check_ray_address
-
+    if address is not None:  # before anything is written
         check_ray_address(address)
     out.mkdir(parents=True, exist_ok=True)
     record = {
@@ -322,22 +321,11 @@ def tune(
     if not resume:
         atomic_write_text(out / "tune.json", json.dumps(record, indent=2) + "\n")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    started = False
-    if not ray.is_initialized():
-        try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        except Exception as exc:  # Ray raises many types
-            raise AutostError(f"cannot start or reach Ray ({address or 'local'}): {exc}") from exc
-        started = address is None
-    try:
+    with ray_session(address):
         grid = _run(
             setup, finalists, record, experiment, resume, lr, weight_decay, timesteps, progress
         )
-        result = _collect(grid, setup, out, epochs, OBJECTIVES[objective])
-    finally:
-        if started:
-            ray.shutdown()
-    return result
+        return _collect(grid, setup, out, epochs, OBJECTIVES[objective])
 
 
 def _run(

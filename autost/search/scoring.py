@@ -133,17 +133,42 @@ def check_ray_address(address: str, timeout: float = 10.0) -> None:
         raise AutostError(f"cannot reach the Ray cluster at {address}: {reason}") from exc
 
 
+def init_ray(address: str | None) -> bool:
+    """Join the cluster at ``address`` (checked first, so an unreachable one fails fast) or,
+    without one, start a local Ray; ``True`` when this call started a local instance, which
+    the caller then shuts down. Nothing happens when Ray is already initialised."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address is not None:
+        check_ray_address(address)
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    except Exception as exc:  # ray raises ConnectionError, RuntimeError, ... by version
+        raise AutostError(f"cannot start or reach Ray ({address or 'local'}): {exc}") from exc
+    return address is None
+
+
+@contextmanager
+def ray_session(address: str | None) -> Iterator[None]:
+    """:func:`init_ray` for the block; a local instance started here is stopped after it."""
+    import ray
+
+    started = init_ray(address)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
 def connect_ray(address: str) -> Any:
     """Join a running Ray cluster, failing fast with one clear line when it is unreachable."""
     import ray
 
-    check_ray_address(address)
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    try:
-        if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    except Exception as exc:  # ray raises ConnectionError, RuntimeError, ... by version
-        raise AutostError(f"cannot reach the Ray cluster at {address}: {exc}") from exc
+    init_ray(address)
     return ray.remote(score_candidate)
 
 

@@ -10,7 +10,6 @@ Without ``address`` a local Ray instance is started for the run and stopped afte
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -70,11 +69,10 @@ def train_distributed(
     address: str | None,
 ) -> TrainResult:
     """Run :class:`Trainer` on ``workers`` Ray Train workers; see the module docstring."""
-    import ray
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from autost.search.scoring import check_ray_address
+    from autost.search.scoring import ray_session
 
     if workers < 1:
         raise AutostError(f"workers must be >= 1, got {workers}")
@@ -84,16 +82,6 @@ def train_distributed(
             f"{out} already holds a training run; pass --resume to continue it or choose "
             "another --out (nothing was changed)"
         )
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    started = False
-    if not ray.is_initialized():
-        if address is not None:
-            check_ray_address(address)
-        try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        except Exception as exc:  # Ray raises many types
-            raise AutostError(f"cannot start or reach Ray ({address or 'local'}): {exc}") from exc
-        started = address is None
     gpu = gpus_per_worker > 0
     trainer = TorchTrainer(
         _worker,
@@ -113,18 +101,18 @@ def train_distributed(
         ),
         run_config=RunConfig(name="train", storage_path=str(out / "ray")),
     )
-    try:
-        trainer.fit()
-    except Exception as exc:  # TrainingFailedError wraps the worker error
-        cause: BaseException = exc
-        while cause.__cause__ is not None:
-            cause = cause.__cause__
-        if isinstance(cause, AutostError):
-            raise AutostError(str(cause)) from exc
-        raise AutostError(f"distributed training failed: {type(cause).__name__}: {cause}") from exc
-    finally:
-        if started:
-            ray.shutdown()
+    with ray_session(address):
+        try:
+            trainer.fit()
+        except Exception as exc:  # TrainingFailedError wraps the worker error
+            cause: BaseException = exc
+            while cause.__cause__ is not None:
+                cause = cause.__cause__
+            if isinstance(cause, AutostError):
+                raise AutostError(str(cause)) from exc
+            raise AutostError(
+                f"distributed training failed: {type(cause).__name__}: {cause}"
+            ) from exc
     return load_result(out)
 
 

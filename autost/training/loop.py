@@ -358,6 +358,7 @@ class Trainer:
         from autost.proxies.context import cost_rates, record_activity
 
         model.eval()
+        table = layer_table(self.config)
         loss_sum, correct, count = 0.0, 0, 0
         activity = None
         autocast = torch.autocast(self.device.type, dtype=self.amp) if self.amp else nullcontext()
@@ -365,7 +366,7 @@ class Trainer:
             x, y = self._inputs(x), y.to(self.device)
             with autocast:
                 if activity is None:
-                    activity = record_activity(model, x, layer_table(self.config))
+                    activity = record_activity(model, x, table)
                 logits = model(x).float()
             loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
             correct += int((logits.argmax(-1) == y).sum())
@@ -373,7 +374,6 @@ class Trainer:
         model.train()
         assert activity is not None
         rates = activity.layer_rates
-        table = layer_table(self.config)
         cost = estimate_cost(self.config, firing_rates=cost_rates(activity, table))
         return {
             "val_loss": loss_sum / count,
