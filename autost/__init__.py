@@ -1,5 +1,7 @@
 """autost: training-free architecture search for spiking transformers."""
 
+from typing import TYPE_CHECKING
+
 from autost import presets as _presets  # noqa: F401  (registers the presets)
 from autost.config import SCHEMA_VERSION, ArchConfig, NeuronConfig
 from autost.cost import CostReport, count_params, estimate_cost, layer_table
@@ -7,6 +9,11 @@ from autost.errors import AutostError, ConfigError, UnknownNameError
 from autost.models import SpikingTransformer, create_model, list_models, register_model
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # type checkers see the real signatures of the lazily loaded names
+    from autost.search import search
+    from autost.space import SearchSpace
+    from autost.training import TrainResult, TrainSettings, train
 
 # Entry points whose modules import more (optuna, the data loaders) load on first use.
 _LAZY = {
