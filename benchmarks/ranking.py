@@ -1,7 +1,9 @@
 """Ranking quality of every proxy against trained accuracy on a fixed pool of architectures.
 
 Run: ``python benchmarks/ranking.py [--datasets digits,mnist] [--n 40] [--epochs 10]``
-(resumable: finished trainings are read back from the table and skipped). ``--tiny`` (4
+(resumable: finished trainings are read back from the table and skipped). On CPU the MNIST
+trainings take hours; ``--device cuda --jobs 12`` runs them side by side on one GPU (about 4
+minutes on an H200), ``--train-only`` fills the tables without the report. ``--tiny`` (4
 architectures, 1 epoch, digits) is the CI smoke run.
 
 1. The pool: ``--n`` architectures sampled from the shipped ``digits`` space with seed 2026,
@@ -9,7 +11,7 @@ architectures, 1 epoch, digits) is the CI smoke run.
    MNIST trains the same architectures at 16x16 input (``image_size=16`` of the loader: the
    t10k IDX files of ../shared/data/mnist, split 70/15/15 stratified).
 2. Ground truth: each architecture trained by ``autost.train`` with one fixed short recipe
-   (``--epochs`` epochs, lr 5e-3, batch 64, seed 0); validation accuracy appended to
+   (``--epochs`` epochs, lr 5e-3, batch 64, seed 0, fp32); validation accuracy appended to
    ``OUT/ranking_accuracy.csv`` after every training.
 3. Proxies: every registered proxy on the evaluator's fixed batch of the same dataset, and the
    ``zero-cost`` ensemble (sahd + grad_norm + flops, equal weights fixed a priori; percentiles
@@ -19,6 +21,11 @@ architectures, 1 epoch, digits) is the CI smoke run.
    ``spearman_rho`` per proxy with 95% bootstrap intervals (1,000 resamples of architectures),
    the ensemble against FLOPs alone, and the accuracy of each proxy's top-1 pick relative to
    the best in the pool.
+5. Seed-to-seed ceiling: the ``--noise-datasets`` (digits, MNIST) trained again with
+   ``--noise-seeds`` more seeds (``OUT/ranking_seeds.csv``); their tau against seed 0 is how
+   well one training ranks the pool against another (the reliability of the ground truth), and
+   every proxy is also ranked against the mean accuracy over the seeds.
+``OUT/ranking.md`` is the same in tables.
 """
 
 from __future__ import annotations
@@ -27,10 +34,12 @@ import argparse
 import csv
 import json
 import math
+import multiprocessing
 import os
 import platform
 import sys
 import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -68,41 +77,123 @@ def pool(out: Path, n: int) -> list[autost.ArchConfig]:
     return configs
 
 
-def trained(out: Path) -> dict[tuple[str, int], float]:
-    path = out / "ranking_accuracy.csv"
+def trained(path: Path) -> dict[tuple[str, int, int], float]:
+    """Accuracies already in a table, keyed by (dataset, arch, seed); seed 0 when unrecorded."""
     if not path.exists():
         return {}
     with path.open() as handle:
-        return {(r["dataset"], int(r["arch"])): float(r["val_acc"]) for r in csv.DictReader(handle)}
+        return {
+            (r["dataset"], int(r["arch"]), int(r.get("seed") or 0)): float(r["val_acc"])
+            for r in csv.DictReader(handle)
+        }
 
 
-def train_one(cfg: autost.ArchConfig, dataset: str, epochs: int, work: Path) -> float:
+HEADER = ["dataset", "arch", "params", "epochs", "seed", "device", "val_acc"]
+
+
+def devices(*paths: Path) -> dict[str, dict[str, int]]:
+    """How many trainings of each dataset ran on each device, from the tables."""
+    counts: dict[str, dict[str, int]] = {}
+    for path in paths:
+        if path.exists():
+            with path.open() as handle:
+                for row in csv.DictReader(handle):
+                    per = counts.setdefault(row["dataset"], {})
+                    device = row.get("device") or "unrecorded"
+                    per[device] = per.get(device, 0) + 1
+    return counts
+
+
+def train_missing(
+    path: Path,
+    configs: list[autost.ArchConfig],
+    datasets: list[str],
+    seeds: list[int],
+    settings: dict[str, Any],
+    jobs: int = 1,
+) -> dict[tuple[str, int, int], float]:
+    """Train every (dataset, arch, seed) not yet in the table at ``path``, ``jobs`` at a time,
+    appending each result (flushed and synced) as soon as it is known; returns the whole table."""
+    done = trained(path)
+    todo = [
+        (dataset, i, seed)
+        for dataset in datasets
+        for seed in seeds
+        for i in range(len(configs))
+        if (dataset, i, seed) not in done
+    ]
+    new_file = not path.exists() or not path.stat().st_size
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, HEADER)
+        if new_file:
+            writer.writeheader()
+
+        def record(key: tuple[str, int, int], acc: float, device: str) -> None:
+            dataset, i, seed = key
+            params = autost.count_params(configs[i])
+            row = {"dataset": dataset, "arch": i, "params": params, "seed": seed}
+            writer.writerow(
+                {**row, "epochs": settings["epochs"], "device": device, "val_acc": f"{acc:.6f}"}
+            )
+            handle.flush()
+            os.fsync(handle.fileno())
+            done[key] = acc
+            print(f"{dataset} arch {i} seed {seed}: val acc {acc:.4f} ({device})", flush=True)
+
+        if jobs <= 1:
+            for key in todo:
+                record(key, *train_one(configs[key[1]], key[0], key[2], settings))
+            return done
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, context, _worker_init, (threads,)) as pool:
+            futures = {pool.submit(train_one, configs[k[1]], k[0], k[2], settings): k for k in todo}
+            for future in as_completed(futures):
+                record(futures[future], *future.result())
+    return done
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def train_one(
+    cfg: autost.ArchConfig, dataset: str, seed: int, settings: dict[str, Any]
+) -> tuple[float, str]:
+    """One training with the fixed recipe; its validation accuracy and the device it ran on."""
     spec = DATASETS[dataset]
-    root = str(MNIST_ROOT) if dataset == "mnist" else None
-    result = autost.train(
-        cfg.replace(image_size=spec["image_size"]),
-        dataset,
-        out=work,
-        epochs=epochs,
-        lr=5e-3,
-        batch_size=64,
-        seed=0,
-        root=root,
-        dataset_options=spec["options"],
-        progress=False,
-    )
-    return float(result.final["val_acc"]) if result.status == "completed" else 0.0
+    root = settings["mnist_root"] if dataset == "mnist" else None
+    with tempfile.TemporaryDirectory() as work:
+        result = autost.train(
+            cfg.replace(image_size=spec["image_size"]),
+            dataset,
+            out=Path(work) / "run",
+            epochs=settings["epochs"],
+            lr=5e-3,
+            batch_size=64,
+            seed=seed,
+            amp="off",
+            device=settings["device"],
+            root=root,
+            dataset_options=spec["options"],
+            progress=False,
+        )
+        device = json.loads((Path(work) / "run" / "train.json").read_text())["device"]
+    acc = float(result.final["val_acc"]) if result.status == "completed" else 0.0
+    return acc, device
 
 
 def proxy_scores(
-    configs: list[autost.ArchConfig], dataset: str, reference: int
+    configs: list[autost.ArchConfig], dataset: str, reference: int, mnist_root: str
 ) -> list[dict[str, float]]:
     from autost.search.scoring import load_evaluator
 
     spec = DATASETS[dataset]
     evaluator = load_evaluator("zero-cost", None)
     if dataset != "digits":
-        evaluator = evaluator.with_dataset(dataset, str(MNIST_ROOT), **spec["options"])
+        evaluator = evaluator.with_dataset(dataset, mnist_root, **spec["options"])
     space = SearchSpace.load("digits")
     rng = np.random.default_rng(0)
     evaluator.fit_reference(
@@ -177,26 +268,40 @@ def describe(cfg: autost.ArchConfig) -> str:
 
 def markdown(
     configs: list[autost.ArchConfig],
-    done: dict[tuple[str, int], float],
+    done: dict[tuple[str, int, int], float],
     report: dict[str, Any],
     command: str,
 ) -> str:
     """``ranking.md``: the accuracy table and, per dataset, the correlation table."""
     datasets = list(report["datasets"])
+    columns = [f"{d} seed 0" for d in datasets]
+    replays = []  # accuracies of the seed-to-seed retrainings, one list per column
+    for d in datasets:
+        for name, r in report["datasets"][d].get("seed_to_seed", {}).items():
+            columns.append(f"{d} {name}")
+            replays.append(r["accuracies"])
     lines = [
         "# Ranking benchmark: proxies against trained accuracy",
         "",
         f"Written by `{command}` ({report['machine']}).",
         f"Recipe: {report['recipe']}.",
+        "Trainings per device: "
+        + "; ".join(
+            f"{d}: " + ", ".join(f"{n} on {dev}" for dev, n in per.items())
+            for d, per in report["training_devices"].items()
+        )
+        + ".",
         f"Ensemble: {report['ensemble_weights']}.",
         "",
         "## Trained accuracy (validation)",
         "",
-        "| arch | architecture | params | FLOPs (digits) | " + " | ".join(datasets) + " |",
-        "|---:|---|---:|---:|" + "---:|" * len(datasets),
+        "| arch | architecture | params | FLOPs (digits) | " + " | ".join(columns) + " |",
+        "|---:|---|---:|---:|" + "---:|" * len(columns),
     ]
     for i, cfg in enumerate(configs):
-        accs = " | ".join(f"{done[(d, i)]:.4f}" for d in datasets)
+        accs = " | ".join(
+            [f"{done[(d, i, 0)]:.4f}" for d in datasets] + [f"{r[i]:.4f}" for r in replays]
+        )
         params, flops = autost.count_params(cfg), autost.estimate_cost(cfg).flops
         lines.append(f"| {i} | {describe(cfg)} | {params:,} | {flops / 1e6:.2f} M | {accs} |")
     for dataset, result in report["datasets"].items():
@@ -210,12 +315,9 @@ def markdown(
         ]
         order = sorted(result["kendall_tau"], key=lambda n: -_or(result["kendall_tau"][n], -2.0))
         for n in order:
-            tau, rho = result["kendall_tau"][n], result["spearman_rho"][n]
-            tci, rci = result["kendall_tau_ci95"][n], result["spearman_rho_ci95"][n]
-            lines.append(
-                f"| {n} | {_signed(tau)} [{_span(tci)}] | {_signed(rho)} [{_span(rci)}] "
-                f"| {result['top1_relative_accuracy'][n]:.3f} |"
-            )
+            tau = _cell(result["kendall_tau"][n], result["kendall_tau_ci95"][n])
+            rho = _cell(result["spearman_rho"][n], result["spearman_rho_ci95"][n])
+            lines.append(f"| {n} | {tau} | {rho} | {result['top1_relative_accuracy'][n]:.3f} |")
         lines += [
             "",
             "Ensemble minus FLOPs (paired bootstrap): "
@@ -226,7 +328,36 @@ def markdown(
             )
             + ".",
         ]
+        for name, r in result.get("seed_to_seed", {}).items():
+            lines += [
+                "",
+                "Seed-to-seed agreement (the reliability of the ground truth): the same recipe "
+                f"with {name} against seed 0 ranks the pool with tau "
+                f"{_cell(r['kendall_tau'], r['kendall_tau_ci95'])}, rho "
+                f"{_cell(r['spearman_rho'], r['spearman_rho_ci95'])}. A proxy is not itself "
+                "noisy, so it can exceed this against one training.",
+            ]
+        pooled = result.get("against_mean_of_seeds")
+        if pooled:
+            seeds = ", ".join(str(k) for k in pooled["seeds"])
+            lines += [
+                "",
+                f"Against the mean accuracy over seeds {seeds}:",
+                "",
+                "| proxy | Kendall tau-b [95% CI] | Spearman rho [95% CI] |",
+                "|---|---|---|",
+            ]
+            for n in sorted(
+                pooled["kendall_tau"], key=lambda n: -_or(pooled["kendall_tau"][n], -2)
+            ):
+                tau = _cell(pooled["kendall_tau"][n], pooled["kendall_tau_ci95"][n])
+                rho = _cell(pooled["spearman_rho"][n], pooled["spearman_rho_ci95"][n])
+                lines.append(f"| {n} | {tau} | {rho} |")
     return "\n".join(lines) + "\n"
+
+
+def _cell(value: float | None, interval: list[float]) -> str:
+    return f"{_signed(value)} [{_span(interval)}]"
 
 
 def _span(interval: list[float]) -> str:
@@ -253,6 +384,18 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--reference", type=int, default=64, help="ensemble reference pool size")
+    parser.add_argument(
+        "--noise-seeds", type=int, default=1, help="extra seeds per architecture (seed-to-seed)"
+    )
+    parser.add_argument(
+        "--noise-datasets", default="digits,mnist", help="datasets retrained with them"
+    )
+    parser.add_argument("--device", default="auto", help="training device (auto: CUDA if any)")
+    parser.add_argument("--jobs", type=int, default=1, help="trainings run at once (processes)")
+    parser.add_argument("--mnist-root", default=str(MNIST_ROOT), help="folder of the IDX files")
+    parser.add_argument(
+        "--train-only", action="store_true", help="fill the tables, skip the proxies and report"
+    )
     parser.add_argument("--tiny", action="store_true", help="CI smoke run: 4 archs, 1 epoch")
     args = parser.parse_args()
     if args.tiny:
@@ -260,37 +403,31 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     configs = pool(out, args.n)
-    done = trained(out)
+    datasets = args.datasets.split(",")
+    settings = {"epochs": args.epochs, "device": args.device, "mnist_root": args.mnist_root}
     table = out / "ranking_accuracy.csv"
-    new_file = not table.exists()
-    with table.open("a", newline="") as handle:
-        writer = csv.writer(handle)
-        if new_file:
-            writer.writerow(["dataset", "arch", "params", "epochs", "val_acc"])
-        for dataset in args.datasets.split(","):
-            for i, cfg in enumerate(configs):
-                if (dataset, i) in done:
-                    continue
-                with tempfile.TemporaryDirectory() as work:
-                    acc = train_one(cfg, dataset, args.epochs, Path(work) / "run")
-                writer.writerow([dataset, i, autost.count_params(cfg), args.epochs, f"{acc:.6f}"])
-                handle.flush()
-                os.fsync(handle.fileno())
-                done[(dataset, i)] = acc
-                print(f"{dataset} arch {i}: val acc {acc:.4f}", flush=True)
+    done = train_missing(table, configs, datasets, [0], settings, args.jobs)
+    noise_datasets = [d for d in args.noise_datasets.split(",") if d in datasets]
+    extra_seeds = list(range(1, args.noise_seeds + 1))
+    seeds_table = out / "ranking_seeds.csv"
+    noise = train_missing(seeds_table, configs, noise_datasets, extra_seeds, settings, args.jobs)
+    if args.train_only:
+        return
     report: dict[str, Any] = {
         "machine": machine(),
-        "recipe": f"autost.train, {args.epochs} epochs, lr 5e-3, batch 64, seed 0; digits at "
-        "8x8, MNIST (t10k, 70/15/15 stratified) at 16x16; validation accuracy of the last epoch",
+        "recipe": f"autost.train, {args.epochs} epochs, lr 5e-3, batch 64, seed 0, fp32; digits "
+        "at 8x8, MNIST (t10k, 70/15/15 stratified) at 16x16; validation accuracy of the last "
+        "epoch; the device of each training is in the tables",
         "ensemble_weights": "fixed a priori (sahd, grad_norm, flops, equal weights); reference "
         f"pool: {args.reference} digits-space samples drawn with seed 0, separate from the "
         "evaluation pool (seed 2026)",
+        "training_devices": devices(table, seeds_table),
         "datasets": {},
     }
     rng = np.random.default_rng(0)
     for dataset in args.datasets.split(","):
-        accs = [done[(dataset, i)] for i in range(len(configs))]
-        rows = proxy_scores(configs, dataset, args.reference)
+        accs = [done[(dataset, i, 0)] for i in range(len(configs))]
+        rows = proxy_scores(configs, dataset, args.reference, args.mnist_root)
         names = list(rows[0])
         stats = correlations({n: [r[n] for r in rows] for n in names}, accs, rng)
         ensemble = stats["ensemble"]
@@ -308,6 +445,37 @@ def main() -> None:
             "ensemble_minus_flops_rho_ci95": ensemble["minus_flops_rho_ci"],
             "best_accuracy": max(accs),
         }
+        if dataset in noise_datasets:
+            # the reliability of the ground truth: how well one training ranks against another
+            again = {
+                f"seed {k}": [noise[(dataset, i, k)] for i in range(len(configs))]
+                for k in extra_seeds
+            }
+            replay = correlations(again, accs, rng)
+            report["datasets"][dataset]["seed_to_seed"] = {
+                name: {
+                    "kendall_tau": r["tau"],
+                    "kendall_tau_ci95": r["tau_ci"],
+                    "spearman_rho": r["rho"],
+                    "spearman_rho_ci95": r["rho_ci"],
+                    "accuracies": again[name],
+                }
+                for name, r in replay.items()
+            }
+            for name, r in replay.items():
+                print(
+                    f"{dataset:7s} {name} vs seed 0: tau {_signed(r['tau'])} [{_span(r['tau_ci'])}]"
+                )
+            # every proxy against the mean over seeds, a less noisy ground truth
+            mean = np.mean([accs, *again.values()], axis=0).tolist()
+            pooled = correlations({n: [r[n] for r in rows] for n in names}, mean, rng)
+            report["datasets"][dataset]["against_mean_of_seeds"] = {
+                "seeds": [0, *extra_seeds],
+                "kendall_tau": {n: s["tau"] for n, s in pooled.items()},
+                "kendall_tau_ci95": {n: s["tau_ci"] for n, s in pooled.items()},
+                "spearman_rho": {n: s["rho"] for n, s in pooled.items()},
+                "spearman_rho_ci95": {n: s["rho_ci"] for n, s in pooled.items()},
+            }
         for n in names:
             s = stats[n]
             print(
@@ -321,6 +489,9 @@ def main() -> None:
         spearman_rho=first["spearman_rho"],
         kendall_tau_ci95=first["kendall_tau_ci95"],
         spearman_rho_ci95=first["spearman_rho_ci95"],
+        top1_relative_accuracy=first["top1_relative_accuracy"],
+        ensemble_minus_flops_tau=first["ensemble_minus_flops_tau"],
+        ensemble_minus_flops_tau_ci95=first["ensemble_minus_flops_tau_ci95"],
     )
     command = "python benchmarks/ranking.py " + " ".join(sys.argv[1:])
     (out / "ranking.md").write_text(markdown(configs, done, report, command.strip()))
