@@ -12,7 +12,7 @@ architectures, 1 epoch, digits) is the CI smoke run.
    t10k IDX files of ../shared/data/mnist, split 70/15/15 stratified).
 2. Ground truth: each architecture trained by ``autost.train`` with one fixed short recipe
    (``--epochs`` epochs, lr 5e-3, batch 64, seed 0, fp32); validation accuracy appended to
-   ``OUT/ranking_accuracy.csv`` after every training.
+   ``OUT/ranking_accuracy.csv`` after every training (a diverged training counts 0).
 3. Proxies: every registered proxy on the evaluator's fixed batch of the same dataset, and the
    ``zero-cost`` ensemble (sahd + grad_norm + flops, equal weights fixed a priori; percentiles
    against its own reference pool, ``--reference`` (64) candidates of the space drawn with seed
@@ -69,7 +69,13 @@ def machine() -> str:
 def pool(out: Path, n: int) -> list[autost.ArchConfig]:
     path = out / "ranking_pool.json"
     if path.exists():
-        return [autost.ArchConfig.from_dict(c) for c in json.loads(path.read_text())]
+        configs = [autost.ArchConfig.from_dict(c) for c in json.loads(path.read_text())]
+        if len(configs) != n:
+            raise SystemExit(
+                f"{path} holds {len(configs)} architectures, not --n {n}: "
+                "give another --out for another pool"
+            )
+        return configs
     space = SearchSpace.load("digits")
     rng = np.random.default_rng(2026)
     configs = [space.sample(rng) for _ in range(n)]
@@ -77,15 +83,23 @@ def pool(out: Path, n: int) -> list[autost.ArchConfig]:
     return configs
 
 
-def trained(path: Path) -> dict[tuple[str, int, int], float]:
-    """Accuracies already in a table, keyed by (dataset, arch, seed); seed 0 when unrecorded."""
+def trained(path: Path, epochs: int) -> dict[tuple[str, int, int], float]:
+    """Accuracies already in a table, keyed by (dataset, arch, seed); seed 0 when unrecorded.
+
+    Every row must come from the same recipe: a table of another epoch count is refused."""
     if not path.exists():
         return {}
     with path.open() as handle:
-        return {
-            (r["dataset"], int(r["arch"]), int(r.get("seed") or 0)): float(r["val_acc"])
-            for r in csv.DictReader(handle)
-        }
+        rows = list(csv.DictReader(handle))
+    other = {int(r["epochs"]) for r in rows} - {epochs}
+    if other:
+        raise SystemExit(
+            f"{path} holds trainings of {sorted(other)} epochs, not --epochs {epochs}: "
+            "give another --out for another recipe"
+        )
+    return {
+        (r["dataset"], int(r["arch"]), int(r.get("seed") or 0)): float(r["val_acc"]) for r in rows
+    }
 
 
 HEADER = ["dataset", "arch", "params", "epochs", "seed", "device", "val_acc"]
@@ -114,7 +128,7 @@ def train_missing(
 ) -> dict[tuple[str, int, int], float]:
     """Train every (dataset, arch, seed) not yet in the table at ``path``, ``jobs`` at a time,
     appending each result (flushed and synced) as soon as it is known; returns the whole table."""
-    done = trained(path)
+    done = trained(path, settings["epochs"])
     todo = [
         (dataset, i, seed)
         for dataset in datasets
@@ -400,14 +414,18 @@ def main() -> None:
     args = parser.parse_args()
     if args.tiny:
         args.n, args.epochs, args.datasets, args.reference = 4, 1, "digits", 8
+    datasets = args.datasets.split(",")
+    noise_names = [d for d in args.noise_datasets.split(",") if d]
+    unknown = sorted(set(datasets + noise_names) - set(DATASETS))
+    if unknown:
+        parser.error(f"unknown dataset {', '.join(unknown)}; choose from {', '.join(DATASETS)}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     configs = pool(out, args.n)
-    datasets = args.datasets.split(",")
     settings = {"epochs": args.epochs, "device": args.device, "mnist_root": args.mnist_root}
     table = out / "ranking_accuracy.csv"
     done = train_missing(table, configs, datasets, [0], settings, args.jobs)
-    noise_datasets = [d for d in args.noise_datasets.split(",") if d in datasets]
+    noise_datasets = [d for d in noise_names if d in datasets]
     extra_seeds = list(range(1, args.noise_seeds + 1))
     seeds_table = out / "ranking_seeds.csv"
     noise = train_missing(seeds_table, configs, noise_datasets, extra_seeds, settings, args.jobs)
