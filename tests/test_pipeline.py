@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from testkit import run_cli
 
 import autost
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "AUTOST_LIF_BACKEND": "eager", "RAY_AUTH_MODE": "disabled"}
-    return subprocess.run(
-        [sys.executable, "-m", "autost", "run", "--quiet", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=env,
-    )
+def run_pipeline(*args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli("run", "--quiet", *args, timeout=900)
 
 
 def picture(path: Path) -> np.ndarray:
@@ -47,7 +36,7 @@ def test_run_end_to_end_then_rebuild_and_skip(tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = ["--space", "digits", "--evaluator", "flops", "--budget", "10", "--top", "2"]
     args += ["--trials", "2", "--tune-epochs", "1", "--epochs", "8", "--out", str(out)]
-    first = run_cli(*args)
+    first = run_pipeline(*args)
     assert first.returncode == 0, first.stderr
     assert "ran: search, tune, train, export" in first.stdout
     bundle = out / "bundle"
@@ -80,12 +69,12 @@ def test_run_end_to_end_then_rebuild_and_skip(tmp_path: Path) -> None:
     assert "Kendall tau" in (bundle / "report.md").read_text()
 
     stamp = (bundle / "weights.pt").stat().st_mtime_ns
-    again = run_cli(*args)
+    again = run_pipeline(*args)
     assert again.returncode == 0, again.stderr
     assert "ran: nothing" in again.stdout
     assert (bundle / "weights.pt").stat().st_mtime_ns == stamp
 
-    only = run_cli(*args, "--only", "nonsense")
+    only = run_pipeline(*args, "--only", "nonsense")
     assert only.returncode == 2
 
 

@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
+from testkit import ROOT, run_cli
 
 import autost
 from autost.search import EvolutionSettings, export, load_run, search
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL_EVO = [
     "--population",
     "6",
@@ -31,18 +31,6 @@ SMALL_EVO = [
     "--generations",
     "5",
 ]
-
-
-def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "AUTOST_LIF_BACKEND": "eager"}
-    return subprocess.run(
-        [sys.executable, "-m", "autost", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
 
 
 def leaderboard(path: Path) -> list[dict[str, str]]:

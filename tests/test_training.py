@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import torch
+from testkit import DIGITS_ARCH, ROOT, run_cli
 
 import autost
 from autost.space import SearchSpace
@@ -20,35 +21,8 @@ from autost.training import TrainSettings, train
 from autost.training.augment import augment_batch
 from autost.training.losses import Objective
 
-ROOT = Path(__file__).resolve().parents[1]
-# from the digits space: T=2, embed 64, one SSA block with 2 heads and MLP ratio 2 (96k params)
-DIGITS_ARCH = autost.ArchConfig(
-    in_channels=1,
-    image_size=8,
-    num_classes=10,
-    timesteps=2,
-    stem="sps",
-    stem_pooling="0011",
-    embed_dim=64,
-    depth=1,
-    num_heads=(2,),
-    mlp_ratios=(2,),
-    attention=("ssa",),
-)
 TINY = DIGITS_ARCH.replace(embed_dim=32)
 TIMING_KEYS = {"train_images_per_s", "epoch_seconds"}
-
-
-def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "AUTOST_LIF_BACKEND": "eager"}
-    return subprocess.run(
-        [sys.executable, "-m", "autost", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
 
 
 def metrics(out: Path) -> list[dict[str, Any]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-import os
 import subprocess
 import sys
 import time
@@ -13,39 +12,16 @@ from pathlib import Path
 
 import psutil
 import pytest
+from testkit import DIGITS_ARCH, ROOT, cli_env, run_cli
 
 import autost
 
-ROOT = Path(__file__).resolve().parents[1]
-GOOD = autost.ArchConfig(
-    in_channels=1,
-    image_size=8,
-    num_classes=10,
-    timesteps=2,
-    stem="sps",
-    stem_pooling="0011",
-    embed_dim=32,
-    depth=1,
-    num_heads=(2,),
-    mlp_ratios=(2,),
-    attention=("ssa",),
-)
+GOOD = DIGITS_ARCH.replace(embed_dim=32)
 BAD = GOOD.replace(num_classes=11)  # digits has 10 classes: the trainer raises in the trial
 
 
-def env() -> dict[str, str]:
-    return {**os.environ, "AUTOST_LIF_BACKEND": "eager", "RAY_AUTH_MODE": "disabled"}
-
-
-def run_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "autost", "tune", "--quiet", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env(),
-    )
+def run_tune(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return run_cli("tune", "--quiet", *args, timeout=timeout)
 
 
 def rows(path: Path) -> list[dict[str, str]]:
@@ -63,7 +39,7 @@ def finalists(folder: Path, *configs: autost.ArchConfig) -> Path:
 @pytest.mark.slow
 def test_local_ray_with_asha_stopping_trials_early(tmp_path: Path) -> None:
     out = tmp_path / "t"
-    result = run_cli(
+    result = run_tune(
         *["--space", "digits", "--dataset", "digits", "--trials", "8", "--epochs", "4"],
         *["--out", str(out)],
     )
@@ -94,7 +70,7 @@ def test_local_ray_with_asha_stopping_trials_early(tmp_path: Path) -> None:
 def test_failing_trials_are_recorded_and_all_failing_exits_non_zero(tmp_path: Path) -> None:
     mixed = finalists(tmp_path / "mixed", GOOD, BAD)
     out = tmp_path / "m"
-    result = run_cli(  # NSGA-II over accuracy and energy
+    result = run_tune(  # NSGA-II over accuracy and energy
         *["--from", str(mixed), "--trials", "4", "--epochs", "1", "--max-failures", "0"],
         *["--seed", "1", "--objective", "accuracy,energy", "--out", str(out)],
     )
@@ -112,7 +88,7 @@ def test_failing_trials_are_recorded_and_all_failing_exits_non_zero(tmp_path: Pa
     assert len(study.directions) == 2
 
     only_bad = finalists(tmp_path / "bad", BAD)
-    result = run_cli(
+    result = run_tune(
         *["--from", str(only_bad), "--trials", "2", "--epochs", "1", "--max-failures", "0"],
         *["--out", str(tmp_path / "b")],
     )
@@ -127,7 +103,7 @@ def test_unreachable_address_fails_fast_with_one_line(tmp_path: Path) -> None:
     from ray_cluster import free_port
 
     start = time.monotonic()
-    result = run_cli(
+    result = run_tune(
         *["--space", "digits", "--trials", "1", "--epochs", "1", "--out", str(tmp_path / "x")],
         *["--address", f"127.0.0.1:{free_port()}"],
         timeout=120,
@@ -177,7 +153,7 @@ def test_killed_driver_resumes_without_rerunning_completed_trials(tmp_path: Path
     proc = subprocess.Popen(
         [sys.executable, "-m", "autost", "tune", "--quiet", *args],
         cwd=ROOT,
-        env=env(),
+        env=cli_env(),
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -204,7 +180,7 @@ def test_killed_driver_resumes_without_rerunning_completed_trials(tmp_path: Path
     assert 2 <= len(finished) < 5
     stamps = {t: (paths[t], paths[t].stat().st_mtime_ns) for t in finished}
 
-    resumed = run_cli(*args, "--resume")
+    resumed = run_tune(*args, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     trials = rows(out / "trials.csv")
     assert len(trials) == 5 and all(t["status"] == "complete" for t in trials)
@@ -227,7 +203,7 @@ def test_worker_node_killed_mid_experiment_every_trial_still_finishes(tmp_path: 
         proc = subprocess.Popen(
             [sys.executable, "-m", "autost", "tune", "--quiet", *args],
             cwd=ROOT,
-            env=env(),
+            env=cli_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

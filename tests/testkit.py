@@ -1,0 +1,43 @@
+"""What several test files share: the repository root, a small digits architecture, the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import autost
+
+ROOT = Path(__file__).resolve().parents[1]
+# from the digits space: T=2, embed 64, one SSA block with 2 heads and MLP ratio 2 (96k params)
+DIGITS_ARCH = autost.ArchConfig(
+    in_channels=1,
+    image_size=8,
+    num_classes=10,
+    timesteps=2,
+    stem="sps",
+    stem_pooling="0011",
+    embed_dim=64,
+    depth=1,
+    num_heads=(2,),
+    mlp_ratios=(2,),
+    attention=("ssa",),
+)
+
+
+def cli_env() -> dict[str, str]:
+    """The environment of a CLI subprocess: the eager LIF op (reproducible), no Ray auth."""
+    return {**os.environ, "AUTOST_LIF_BACKEND": "eager", "RAY_AUTH_MODE": "disabled"}
+
+
+def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """``python -m autost ARGS`` from the repository root, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "autost", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_env(),
+    )
