@@ -3,15 +3,20 @@
 Each trial is a short training by the built-in trainer (:class:`autost.training.Trainer`)
 that reports every epoch to Ray Tune with a checkpoint. Architectures (the finalists of a
 training-free search, or a whole search space) are searched jointly with the learning rate,
-the weight decay and the timesteps by ``OptunaSearch`` (TPE; NSGA-II when the objective is
+the weight decay and the timesteps by an Optuna sampler (TPE; NSGA-II when the objective is
 ``accuracy,energy``), and the ASHA scheduler stops unpromising trials early. Ray does the
-scheduling, retries (``FailureConfig``) and experiment resume (``Tuner.restore``).
+scheduling and the retries of failed trials (``FailureConfig``).
 
-The run directory ``out`` holds ``study.db`` (the Optuna study), ``tune/`` (Ray's experiment;
-each trial's latest checkpoint holds its trainer run files: checkpoint.pt, weights.pt,
-train.json, config.json, metrics.jsonl), ``trials.csv`` (every trial with
-its status: ``complete``, ``stopped_early`` by ASHA, or ``failed`` with its error),
-``leaderboard.csv`` (complete trials only, best first), ``best.json`` and ``tune.json``.
+The run directory ``out`` holds ``tune.json`` (the settings), ``study.db`` (the Optuna study:
+the run's record, see :mod:`autost.tune_record`), ``tune/session-K/`` (Ray's files of the
+K-th session; each trial's checkpoints hold its trainer run files: checkpoint.pt, weights.pt,
+train.json, config.json, metrics.jsonl), ``ray.log`` (Ray's own log lines), ``trials.csv``
+(every finished trial with its status: ``complete``, ``stopped_early`` by ASHA, or ``failed``
+with its error), ``leaderboard.csv`` (complete trials only, best first) and ``best.json``.
+
+Resuming reads only ``tune.json``, ``study.db`` and weights-only checkpoints: nothing pickled
+by Ray (``tuner.pkl``, ``searcher-state-*.pkl``) is ever loaded, so a tampered run folder
+cannot run code, and a run folder that does not open cleanly is refused with nothing changed.
 """
 
 from __future__ import annotations
@@ -19,51 +24,30 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from autost.config import ArchConfig
 from autost.errors import AutostError
 from autost.io import atomic_write_text
+from autost.tune_record import REPORTED, STUDY_NAME, TrialRecord, public_params
 
 OBJECTIVES = {"accuracy": ("val_acc",), "accuracy,energy": ("val_acc", "energy_mj")}
-STUDY_NAME = "autost-tune"
 EXPERIMENT = "tune"
 RUN_FILES = ("checkpoint.pt", "weights.pt", "train.json", "config.json", "metrics.jsonl")
-REPORTED = (
-    "epoch",
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "mean_firing_rate",
-    "sops",
-    "energy_mj",
-    "train_images_per_s",
-)
+# settings a resumed run must share with the run it continues
+RESUME_KEYS = ("space", "from", "dataset", "root", "trials", "epochs", "objective", "seed")
 
-
-@dataclass
-class TrialRecord:
-    """One trial of a tuning run, as read back from Ray's results."""
-
-    trial_id: str
-    status: str  # "complete", "stopped_early" or "failed"
-    params: dict[str, Any]
-    config: ArchConfig | None
-    epochs: int
-    metrics: dict[str, float] = field(default_factory=dict)
-    error: str = ""
-
-    @property
-    def val_acc(self) -> float:
-        return float(self.metrics.get("val_acc", 0.0))
+__all__ = ["OBJECTIVES", "STUDY_NAME", "TrialRecord", "TuneResult", "tune"]
 
 
 @dataclass
@@ -74,6 +58,7 @@ class TuneResult:
     leaderboard: list[TrialRecord]
     stopped_early: list[TrialRecord]
     failed: list[TrialRecord]
+    resumed: int = 0  # trials that had finished before this invocation
 
     @property
     def best(self) -> TrialRecord:
@@ -87,8 +72,10 @@ class TuneResult:
             f"{len(self.leaderboard)} complete, {len(self.stopped_early)} stopped early by "
             f"ASHA, {len(self.failed)} failed"
         )
+        if self.resumed:
+            text += f" ({self.resumed} of them finished before this resume)"
         errors = sorted({t.error.splitlines()[-1] if t.error else "?" for t in self.failed})
-        return text + (f" ({'; '.join(errors)[:500]})" if errors else "")
+        return text + (f" (errors: {'; '.join(errors)[:500]})" if errors else "")
 
 
 # ------------------------------------------------------------------------------ the trial
@@ -96,6 +83,7 @@ class TuneResult:
 
 def trial_architecture(params: dict[str, Any], setup: dict[str, Any]) -> ArchConfig:
     """The architecture a trial's parameters describe (a finalist, or a point of the space)."""
+    params = public_params(params)
     if setup["finalists"]:
         cfg = ArchConfig.from_dict(setup["finalists"][int(params["arch"])])
     else:
@@ -128,20 +116,27 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
         }
     )
     # a private working folder: Ray reuses trial processes, and the trial's record is the
-    # checkpoint it reports (all run files), which Ray keeps under out/tune/<trial>/
+    # checkpoint it reports (all run files), which Ray keeps under out/tune/session-K/<trial>/
     run_dir = Path(tempfile.mkdtemp(prefix="autost-trial-")) / "run"
     checkpoint = ray.tune.get_checkpoint()
-    if checkpoint is not None:  # a retry or a restored experiment: continue from it
+    resume_from = params.get("_resume_from")
+    if checkpoint is not None:  # a retry of this trial: continue from its last checkpoint
         with checkpoint.as_directory() as folder:
             shutil.copytree(folder, run_dir)
+    elif resume_from:  # a trial a crash interrupted, queued again by a resume
+        shutil.copytree(resume_from, run_dir)
+    resuming = (run_dir / "train.json").exists()
+    reports = 0
 
     def report(metrics: dict[str, Any], path: Path | None) -> None:
+        nonlocal reports
         scalars = {k: float(metrics[k]) for k in REPORTED if k in metrics}
         with tempfile.TemporaryDirectory() as tmp:
             for name in RUN_FILES:
                 if (run_dir / name).exists():
                     shutil.copy2(run_dir / name, Path(tmp) / name)
             ray.tune.report(scalars, checkpoint=ray.tune.Checkpoint.from_directory(tmp))
+        reports += 1
 
     trainer = Trainer(
         arch,
@@ -153,7 +148,9 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
         distributed=Distributed(0, 1, resolve_device(settings.device), report),
     )
     try:
-        result = trainer.fit(resume=checkpoint is not None)
+        result = trainer.fit(resume=resuming)
+        if result.status == "completed" and reports == 0 and result.metrics:
+            report(result.final, None)  # its last epoch had run before the crash
     finally:
         shutil.rmtree(run_dir.parent, ignore_errors=True)
     if result.status != "completed":
@@ -237,6 +234,7 @@ def tune(
     timesteps: Sequence[int] | None = None,
     root: str | Path | None = None,
     progress: bool = True,
+    ray_output: bool = False,
 ) -> TuneResult:
     """Short-train ``trials`` candidates on ``dataset`` with Ray Tune; see the module docstring.
 
@@ -244,27 +242,22 @@ def tune(
     ``timesteps`` (e.g. ``(2, 4)``) adds T to the tuned parameters. ``objective`` is
     ``accuracy`` (TPE) or ``accuracy,energy`` (NSGA-II; validation accuracy up, energy down).
     Without ``address`` a local Ray instance runs the experiment; with it, the experiment joins
-    that cluster. ``resume=True`` restores an interrupted experiment from ``out``.
+    that cluster. ``resume=True`` continues the run in ``out`` from its own records: finished
+    trials are kept, interrupted ones continue from their last checkpoint, the rest run.
+    Ray's own log lines go to ``out/ray.log`` (and to the terminal with ``ray_output``).
     """
-    from ray import tune as rt
-
-    from autost.search.scoring import check_ray_address, ray_session
-
     if objective not in OBJECTIVES:
         raise AutostError(f"unknown objective {objective!r} (choices: {', '.join(OBJECTIVES)})")
     if (space is None) == (from_dir is None):
         raise AutostError("give exactly one of --space or --from")
     if trials < 1 or epochs < 1 or top < 1:
         raise AutostError("--trials, --epochs and --top must be >= 1")
+    if timesteps is not None and (not timesteps or any(int(t) < 1 for t in timesteps)):
+        raise AutostError(f"--timesteps: expected positive integers, got {list(timesteps)}")
     out = Path(out).resolve()
-    experiment = out / EXPERIMENT
-    if resume and not rt.Tuner.can_restore(str(experiment)):
-        raise AutostError(f"{out}: no tuning experiment to resume")
-    if not resume and (out / "tune.json").exists():
-        raise AutostError(
-            f"{out} already holds a tuning run; pass --resume to continue it or choose another "
-            "--out (nothing was changed)"
-        )
+    if out.exists() and not out.is_dir():
+        raise AutostError(f"--out {out} is a file, not a folder (nothing was changed)")
+    previous = _previous_run(out, resume)
     finalists = _finalists(from_dir, top) if from_dir is not None else []
     space_dict = None
     if space is not None:
@@ -284,18 +277,16 @@ def tune(
         "finalists": [c.to_dict() for c in finalists],
         "space": space_dict,
         "dataset": dataset,
-        "root": None if root is None else str(root),
+        "root": None if root is None else str(Path(root).resolve()),
         "settings": settings.to_dict(),
     }
-    if address is not None:  # before anything is written
-        check_ray_address(address)
-    out.mkdir(parents=True, exist_ok=True)
     record = {
-        "schema_version": 1,
-        "space": str(space) if space is not None else None,
-        "from": str(from_dir) if from_dir is not None else None,
+        "schema_version": 2,
+        "space": _source(space),
+        "from": None if from_dir is None else str(Path(from_dir).resolve()),
         "top": top,
         "dataset": dataset,
+        "root": setup["root"],
         "trials": trials,
         "epochs": epochs,
         "objective": objective,
@@ -304,6 +295,7 @@ def tune(
         "resources": {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
         "asha": {"grace_period": grace_period, "reduction_factor": reduction_factor},
         "max_failures": max_failures,
+        "batch_size": batch_size,
         "search": {
             "lr": list(lr),
             "weight_decay": list(weight_decay),
@@ -311,132 +303,244 @@ def tune(
         },
         "finalists": setup["finalists"],
     }
-    if resume and (out / "tune.json").exists():
-        previous = json.loads((out / "tune.json").read_text())
-        for key in ("space", "from", "dataset", "trials", "epochs", "objective", "seed"):
-            if previous.get(key) != record[key]:
-                raise AutostError(
-                    f"{out}: cannot resume with a different {key} ({previous.get(key)!r} was used)"
-                )
-    if not resume:
+    define = DefineByRun(space_dict, len(finalists), lr, weight_decay, timesteps)
+    if previous is not None:
+        _check_same_run(out, previous, record)
+        study = _open_study(out, record, create=False)
+    else:
+        if address is not None:  # before anything is written
+            from autost.search.scoring import check_ray_address
+
+            check_ray_address(address)
+        out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "tune.json", json.dumps(record, indent=2) + "\n")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    with ray_session(address):
-        grid = _run(
-            setup, finalists, record, experiment, resume, lr, weight_decay, timesteps, progress
+        study = _open_study(out, record, create=True)
+
+    from autost.tune_record import read_trials, requeue
+
+    def architecture(params: dict[str, Any]) -> ArchConfig:
+        return trial_architecture(params, setup)
+
+    finished, interrupted = read_trials(study, architecture, out / "study.db")
+    remaining = trials - len(finished)
+    if remaining > 0:
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        from autost.search.scoring import ray_session
+
+        with ray_log(out / "ray.log", echo=ray_output), ray_session(address):
+            requeue(study, interrupted)
+            _run(setup, record, define, study, out, remaining, progress and not ray_output)
+        finished, _ = read_trials(study, architecture, out / "study.db")
+    return _collect(finished, out, OBJECTIVES[objective], resumed=trials - remaining)
+
+
+def _source(space: str | Path | None) -> str | None:
+    """A space as recorded: a shipped name as given, a file by its resolved path."""
+    if space is None:
+        return None
+    path = Path(space)
+    return str(path.resolve()) if path.suffix == ".toml" or path.exists() else str(space)
+
+
+def _previous_run(out: Path, resume: bool) -> dict[str, Any] | None:
+    """The settings of the run in ``out`` when resuming it; refuses a new run over an old one
+    and an unreadable record (one line, nothing changed)."""
+    path = out / "tune.json"
+    if not resume:
+        if path.exists() or (out / "study.db").exists():
+            raise AutostError(
+                f"{out} already holds a tuning run; pass --resume to continue it or choose "
+                "another --out (nothing was changed)"
+            )
+        return None
+    if not path.is_file():
+        raise AutostError(f"{out}: no tuning run to resume (tune.json is missing)")
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AutostError(f"{path}: unreadable ({exc}); nothing was changed") from exc
+    if not isinstance(previous, dict) or previous.get("schema_version") != 2:
+        found = previous.get("schema_version") if isinstance(previous, dict) else "?"
+        raise AutostError(
+            f"{path}: not a tuning record this version resumes (schema_version {found!r}, "
+            "expected 2); nothing was changed"
         )
-        return _collect(grid, setup, out, epochs, OBJECTIVES[objective])
+    return previous
+
+
+def _check_same_run(out: Path, previous: dict[str, Any], record: dict[str, Any]) -> None:
+    for key in (*RESUME_KEYS, "finalists", "search"):
+        if previous.get(key) != record[key]:
+            shown = repr(previous.get(key))
+            shown = shown if len(shown) <= 80 else shown[:77] + "..."
+            raise AutostError(
+                f"{out}: cannot resume with a different {key} ({shown} was used); "
+                "nothing was changed"
+            )
+
+
+def _open_study(out: Path, record: dict[str, Any], create: bool) -> Any:
+    """The run's Optuna study; an existing study.db is checked read-only before Optuna opens
+    it (Optuna would otherwise add missing tables to whatever file it is given)."""
+    import optuna
+
+    from autost.studydb import check_sqlite_study
+
+    db = out / "study.db"
+    if not create:
+        check_sqlite_study(db, STUDY_NAME)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    metrics = OBJECTIVES[record["objective"]]
+    sampler: Any
+    if len(metrics) > 1:
+        sampler = optuna.samplers.NSGAIISampler(seed=record["seed"])
+    else:
+        sampler = optuna.samplers.TPESampler(seed=record["seed"])
+    storage = optuna.storages.RDBStorage(f"sqlite:///{db}")
+    directions = [
+        optuna.study.StudyDirection.MAXIMIZE,
+        optuna.study.StudyDirection.MINIMIZE,
+    ][: len(metrics)]
+    if create:
+        return optuna.create_study(
+            storage=storage, study_name=STUDY_NAME, sampler=sampler, directions=directions
+        )
+    study = optuna.load_study(study_name=STUDY_NAME, storage=storage, sampler=sampler)
+    if list(study.directions) != directions:
+        raise AutostError(f"{db}: the study's directions do not match --objective")
+    return study
+
+
+@contextmanager
+def ray_log(path: Path, echo: bool) -> Iterator[None]:
+    """Ray's Python log lines (``ray`` and ``ray.*`` loggers) go to ``path`` for the block,
+    and to the terminal too only with ``echo``."""
+    import ray  # noqa: F401  (Ray configures its loggers on import; take them over after)
+
+    logger = logging.getLogger("ray")
+    saved = (list(logger.handlers), logger.propagate, logger.level)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    output = os.environ.get("RAY_AIR_NEW_OUTPUT")
+    if not echo:
+        logger.handlers = []
+        logger.propagate = False
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # the legacy reporter, silent at verbose=0
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+        logger.handlers, logger.propagate = saved[0], saved[1]
+        logger.setLevel(saved[2])
+        if output is None:
+            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+        else:
+            os.environ["RAY_AIR_NEW_OUTPUT"] = output
+
+
+def _session_name(tune_dir: Path) -> str:
+    numbers = [
+        int(p.name.split("-", 1)[1])
+        for p in tune_dir.glob("session-*")
+        if p.name.split("-", 1)[1].isdigit()
+    ]
+    return f"session-{max(numbers, default=-1) + 1}"
 
 
 def _run(
     setup: dict[str, Any],
-    finalists: list[ArchConfig],
     record: dict[str, Any],
-    experiment: Path,
-    resume: bool,
-    lr: tuple[float, float],
-    weight_decay: tuple[float, float],
-    timesteps: Sequence[int] | None,
+    define: DefineByRun,
+    study: Any,
+    out: Path,
+    remaining: int,
     progress: bool,
-) -> Any:
-    import optuna
+) -> None:
     from ray import tune as rt
     from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search.optuna import OptunaSearch
+
+    from autost.tune_record import RecordCallback, StudySearcher
 
     resources = {"cpu": record["resources"]["cpu"], "gpu": record["resources"]["gpu"]}
     trainable = rt.with_resources(rt.with_parameters(run_trial, setup=setup), resources)
-    if resume:
-        tuner = rt.Tuner.restore(str(experiment), trainable, resume_errored=False)
-        return tuner.fit()
-    metrics = list(OBJECTIVES[record["objective"]])
-    modes = ["max", "min"][: len(metrics)]
-    multi = len(metrics) > 1
-    sampler: Any
-    if multi:
-        sampler = optuna.samplers.NSGAIISampler(seed=record["seed"])
-    else:
-        sampler = optuna.samplers.TPESampler(seed=record["seed"])
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    searcher = OptunaSearch(
-        space=DefineByRun(setup["space"], len(finalists), lr, weight_decay, timesteps),
-        metric=metrics if multi else metrics[0],
-        mode=modes if multi else modes[0],
-        sampler=sampler,
-        study_name=STUDY_NAME,
-        storage=optuna.storages.RDBStorage(f"sqlite:///{experiment.parent / 'study.db'}"),
-    )
+    searcher = StudySearcher(study, define, OBJECTIVES[record["objective"]], record["epochs"], out)
+    bar = _trial_bar(record["trials"], record["trials"] - remaining, progress)
+
+    def finished(status: str, metrics: dict[str, float]) -> None:
+        bar.update(1)
+        if status == "complete":
+            best = max(metrics.get("val_acc", 0.0), getattr(bar, "best", 0.0))
+            bar.best = best
+            bar.set_postfix_str(f"best val_acc {best:.4f}")
+
+    searcher.on_finish = finished
     scheduler = ASHAScheduler(
-        time_attr="training_iteration",
+        time_attr="epoch",  # the trainer's epoch: a re-run continues at its checkpoint's
         metric="val_acc",
         mode="max",
         max_t=record["epochs"],
         grace_period=record["asha"]["grace_period"],
         reduction_factor=record["asha"]["reduction_factor"],
     )
+    tune_dir = out / EXPERIMENT
+    tune_dir.mkdir(exist_ok=True)
     tuner = rt.Tuner(
         trainable,
         tune_config=rt.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,
-            num_samples=record["trials"],
+            num_samples=remaining,
             reuse_actors=True,  # a trial process serves the next trials: no start-up per trial
         ),
         run_config=rt.RunConfig(
-            name=EXPERIMENT,
-            storage_path=str(experiment.parent),
+            name=_session_name(tune_dir),
+            storage_path=str(tune_dir),
             failure_config=rt.FailureConfig(max_failures=record["max_failures"]),
-            # every checkpoint is kept: an experiment snapshot taken just before a crash may
-            # name an older checkpoint than the trial's last, and restoring needs it to exist
             checkpoint_config=rt.CheckpointConfig(num_to_keep=None),
-            verbose=1 if progress else 0,
+            callbacks=[RecordCallback(searcher)],
+            verbose=0,
         ),
     )
-    return tuner.fit()
+    try:
+        tuner.fit()
+    finally:
+        bar.close()
+
+
+def _trial_bar(total: int, done: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
+        initial=done,
+        desc="tune",
+        unit="trial",
+        disable=not enabled,
+        dynamic_ncols=True,
+        file=sys.stderr,
+    )
 
 
 def _collect(
-    grid: Any, setup: dict[str, Any], out: Path, epochs: int, metrics: tuple[str, ...]
+    records: list[TrialRecord], out: Path, metrics: tuple[str, ...], resumed: int
 ) -> TuneResult:
-    records: list[TrialRecord] = []
-    for res in grid:
-        params = {k: v for k, v in (res.config or {}).items()}
-        last = res.metrics or {}
-        done = int(last.get("training_iteration", 0))
-        try:
-            arch: ArchConfig | None = trial_architecture(params, setup)
-        except Exception:  # an invalid suggestion: the trial failed with that error
-            arch = None
-        error = ""
-        if res.error is not None:
-            error = str(res.error).strip()
-        status = "failed" if error else ("complete" if done >= epochs else "stopped_early")
-        records.append(
-            TrialRecord(
-                trial_id=str(last.get("trial_id", res.path and Path(res.path).name)),
-                status=status,
-                params=params,
-                config=arch,
-                epochs=done,
-                metrics={k: float(last[k]) for k in REPORTED if k in last},
-                error=error,
-            )
-        )
-
     def rank(t: TrialRecord) -> tuple[float, ...]:
         values = [t.metrics.get(m, 0.0) for m in metrics]
-        return (-values[0], *values[1:], 0.0)  # accuracy up, then energy down
+        return (-values[0], *values[1:], float(t.number))  # accuracy up, then energy down
 
     complete = sorted((t for t in records if t.status == "complete"), key=rank)
     stopped = sorted((t for t in records if t.status == "stopped_early"), key=rank)
-    failed = [t for t in records if t.status == "failed"]
-    result = TuneResult(out, complete, stopped, failed)
+    failed = sorted((t for t in records if t.status == "failed"), key=lambda t: t.number)
+    result = TuneResult(out, complete, stopped, failed, resumed=max(0, resumed))
     _write_outputs(result)
     return result
 
 
 def _rows(records: Sequence[TrialRecord]) -> str:
-    columns = ["rank", "trial_id", "status", "epochs", *REPORTED[1:], "params", "error"]
+    columns = ["rank", "trial", "trial_id", "status", "epochs", *REPORTED[1:], "params", "error"]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, columns, extrasaction="ignore")
     writer.writeheader()
@@ -444,6 +548,7 @@ def _rows(records: Sequence[TrialRecord]) -> str:
         writer.writerow(
             {
                 "rank": i,
+                "trial": t.number,
                 "trial_id": t.trial_id,
                 "status": t.status,
                 "epochs": t.epochs,
@@ -466,6 +571,7 @@ def _write_outputs(result: TuneResult) -> None:
         data = {
             "schema_version": 1,
             "trial_id": best.trial_id,
+            "trial": best.number,
             "params": best.params,
             "metrics": best.metrics,
             "config": best.config.to_dict(),
