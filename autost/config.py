@@ -4,7 +4,9 @@ One frozen dataclass describes the input, the temporal coding, the stem, the enc
 (per-layer heads, MLP ratio and attention type), the shortcut kind, the neurons and the
 optional modules (TIM, SEMM).
 It round-trips through JSON with a schema version, and :meth:`ArchConfig.validate` (run on
-construction) raises :class:`autost.ConfigError` naming the offending field.
+construction) raises :class:`autost.ConfigError` naming the offending field. :func:`check_field`
+applies the rules that hold whatever the other fields are (search spaces check their values
+with it at load time); ``validate`` adds the rules between fields.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,11 @@ STEM_POOLING_DEFAULTS: dict[str, str] = {
     "qk-dvs": "0111",  # QKFormer DVS: four 3x3 convs, shortcut from conv 2 with stride 4
 }
 STEMS = tuple(STEM_POOLING_DEFAULTS)
+#: Fields with one entry per encoder block.
+PER_LAYER_FIELDS = ("num_heads", "mlp_ratios", "attention")
+#: Fields a config file or dict must give: the data's shape and the network's size have no
+#: default that fits every use (the other fields default to the reference papers' values).
+REQUIRED_FIELDS = ("in_channels", "image_size", "num_classes", "embed_dim", "depth", "num_heads")
 
 
 def _is_hierarchical(stem: str) -> bool:
@@ -71,14 +78,18 @@ class NeuronConfig:
             raise ConfigError("neuron.kind", _unknown(self.kind, NEURON_KINDS))
         if self.surrogate not in SURROGATES:
             raise ConfigError("neuron.surrogate", _unknown(self.surrogate, SURROGATES))
-        if not (math.isfinite(self.tau) and self.tau >= 1.0):
-            raise ConfigError("neuron.tau", f"must be a finite number >= 1, got {self.tau}")
+        if not (_is_number(self.tau) and math.isfinite(self.tau) and self.tau >= 1.0):
+            raise ConfigError("neuron.tau", f"must be a finite number >= 1, got {self.tau!r}")
         for name in ("threshold", "attn_threshold"):
             value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ConfigError(f"neuron.{name}", f"must be a finite number > 0, got {value}")
-        if self.alpha is not None and not (math.isfinite(self.alpha) and self.alpha > 0):
-            raise ConfigError("neuron.alpha", f"must be > 0 or null, got {self.alpha}")
+            if not _is_positive(value):
+                raise ConfigError(f"neuron.{name}", f"must be a finite number > 0, got {value!r}")
+        if self.alpha is not None and not _is_positive(self.alpha):
+            raise ConfigError("neuron.alpha", f"must be > 0 or null, got {self.alpha!r}")
+        if not isinstance(self.detach_reset, bool):
+            raise ConfigError(
+                "neuron.detach_reset", f"must be true or false, got {self.detach_reset!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -119,7 +130,7 @@ class ArchConfig:
         if isinstance(self.neuron, Mapping):
             set_(self, "neuron", _neuron_from_dict(self.neuron))
         depth = self.depth if isinstance(self.depth, int) and self.depth > 0 else 0
-        for name in ("num_heads", "mlp_ratios", "attention", "stages"):
+        for name in (*PER_LAYER_FIELDS, "stages"):
             value = getattr(self, name)
             if isinstance(value, (str, int, float)) and not isinstance(value, bool):
                 value = (value,) * depth if name != "stages" else (value,)
@@ -128,13 +139,15 @@ class ArchConfig:
                 if len(value) == 1 and depth > 1 and name != "stages":
                     value = value * depth
             set_(self, name, value)
-        if isinstance(self.mlp_ratios, tuple):
-            set_(self, "mlp_ratios", tuple(_as_float(r) for r in self.mlp_ratios))
-        if self.stem_pooling == "" and self.stem in STEM_POOLING_DEFAULTS:
-            set_(self, "stem_pooling", STEM_POOLING_DEFAULTS[self.stem])
+        if isinstance(self.mlp_ratios, tuple):  # non-numbers are left for validate() to name
+            ratios = (float(r) if _is_number(r) else r for r in self.mlp_ratios)
+            set_(self, "mlp_ratios", tuple(ratios))
+        stem = self.stem if isinstance(self.stem, str) else ""
+        if self.stem_pooling == "" and stem in STEM_POOLING_DEFAULTS:
+            set_(self, "stem_pooling", STEM_POOLING_DEFAULTS[stem])
         if (
             self.stages == ()
-            and _is_hierarchical(self.stem)
+            and _is_hierarchical(stem)
             and isinstance(self.depth, int)
             and self.depth >= 3
         ):
@@ -177,37 +190,10 @@ class ArchConfig:
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
         """Check every field; raise :class:`ConfigError` naming the first bad one."""
-        for name in ("in_channels", "image_size", "num_classes", "embed_dim", "depth"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(name, f"must be a positive integer, got {value!r}")
-        if not isinstance(self.timesteps, int) or isinstance(self.timesteps, bool):
-            raise ConfigError("timesteps", f"must be an integer, got {self.timesteps!r}")
-        if self.timesteps < 1:
-            raise ConfigError("timesteps", f"must be >= 1, got {self.timesteps}")
-        if self.coding not in CODINGS:
-            raise ConfigError("coding", _unknown(self.coding, CODINGS))
-        if self.stem not in STEMS:
-            raise ConfigError("stem", _unknown(self.stem, STEMS))
-        if self.mlp not in MLP_TYPES:
-            raise ConfigError("mlp", _unknown(self.mlp, MLP_TYPES))
-        if self.shortcut not in SHORTCUTS:
-            raise ConfigError("shortcut", _unknown(self.shortcut, SHORTCUTS))
-        if not isinstance(self.neuron, NeuronConfig):
-            raise ConfigError("neuron", "must be a NeuronConfig or a mapping")
-        self.neuron.validate()
+        for f in dataclasses.fields(self):
+            check_field(f.name, getattr(self, f.name))
         self._validate_stem()
         self._validate_layers()
-        if not (math.isfinite(self.attn_scale) and self.attn_scale > 0):
-            raise ConfigError("attn_scale", f"must be > 0, got {self.attn_scale}")
-        if not isinstance(self.tim_kernel, int) or self.tim_kernel < 1 or self.tim_kernel % 2 == 0:
-            raise ConfigError(
-                "tim_kernel", f"must be a positive odd integer, got {self.tim_kernel}"
-            )
-        if not 0.0 <= self.tim_alpha <= 1.0:
-            raise ConfigError("tim_alpha", f"must be in [0, 1], got {self.tim_alpha}")
-        if not isinstance(self.num_experts, int) or self.num_experts < 1:
-            raise ConfigError("num_experts", f"must be a positive integer, got {self.num_experts}")
 
     def _validate_stem(self) -> None:
         expected_len = len(STEM_POOLING_DEFAULTS[self.stem])
@@ -223,7 +209,7 @@ class ArchConfig:
             )
         hierarchical = _is_hierarchical(self.stem)
         if hierarchical:
-            if not self.stages or any(not isinstance(s, int) or s < 1 for s in self.stages):
+            if not self.stages:
                 raise ConfigError("stages", f"needs positive block counts, got {self.stages!r}")
             if sum(self.stages) != self.depth:
                 raise ConfigError(
@@ -250,7 +236,7 @@ class ArchConfig:
             )
 
     def _validate_layers(self) -> None:
-        for name in ("num_heads", "mlp_ratios", "attention"):
+        for name in PER_LAYER_FIELDS:
             value = getattr(self, name)
             if not isinstance(value, tuple) or len(value) != self.depth:
                 raise ConfigError(
@@ -259,16 +245,14 @@ class ArchConfig:
         for i, (dim, heads, ratio, attn) in enumerate(
             zip(self.layer_dims, self.num_heads, self.mlp_ratios, self.attention, strict=True)
         ):
-            if attn not in ATTENTION_TYPES:
-                raise ConfigError(f"attention[{i}]", _unknown(str(attn), ATTENTION_TYPES))
-            if not isinstance(heads, int) or isinstance(heads, bool) or heads < 1:
-                raise ConfigError(f"num_heads[{i}]", f"must be a positive integer, got {heads!r}")
             if dim % heads:
                 raise ConfigError(
                     f"num_heads[{i}]", f"{heads} heads do not divide the layer width {dim}"
                 )
-            if not (math.isfinite(ratio) and ratio > 0 and int(dim * ratio) >= 1):
-                raise ConfigError(f"mlp_ratios[{i}]", f"must be > 0, got {ratio}")
+            if int(dim * ratio) < 1:
+                raise ConfigError(
+                    f"mlp_ratios[{i}]", f"{ratio} times the layer width {dim} leaves no hidden unit"
+                )
             if attn == "semm" and dim % self.num_experts:
                 raise ConfigError(
                     "num_experts", f"{self.num_experts} experts do not divide the width {dim}"
@@ -293,7 +277,8 @@ class ArchConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ArchConfig:
-        """Build from a dict (as written by :meth:`to_dict`); unknown keys are an error."""
+        """Build from a dict (as written by :meth:`to_dict`). Unknown keys and missing
+        :data:`REQUIRED_FIELDS` are errors; other fields take their defaults."""
         if not isinstance(data, Mapping):
             raise ConfigError("config", f"expected a mapping, got {type(data).__name__}")
         data = dict(data)
@@ -306,6 +291,13 @@ class ArchConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ConfigError(unknown[0], _unknown(unknown[0], tuple(sorted(names))))
+        missing = [name for name in REQUIRED_FIELDS if name not in data]
+        if missing:
+            raise ConfigError(
+                missing[0],
+                f"config is missing required field{'s' if len(missing) > 1 else ''} "
+                + ", ".join(repr(name) for name in missing),
+            )
         try:
             return cls(**data)
         except ConfigError:
@@ -324,21 +316,39 @@ class ArchConfig:
 
     @classmethod
     def from_json(cls, text_or_path: str | os.PathLike[str]) -> ArchConfig:
-        """Parse JSON text, or read it from a path."""
+        """Parse JSON text, or read it from a path (a file may also wrap the config under
+        ``"config"``, as export bundles, best.json and train.json do)."""
         text = str(text_or_path)
+        path: Path | None = None
+        source = "config JSON text"
         if isinstance(text_or_path, os.PathLike) or not text.lstrip().startswith("{"):
             path = Path(text_or_path)
+            source = str(path)
             try:
                 text = path.read_text(encoding="utf-8")
             except OSError as exc:
-                raise AutostError(f"cannot read config file {path}: {exc.strerror}") from exc
+                reason = exc.strerror or str(exc)
+                raise AutostError(f"cannot read config file {path}: {reason}") from exc
+            except UnicodeDecodeError:
+                raise AutostError(f"{path}: malformed config JSON: not UTF-8 text") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise AutostError(f"malformed config JSON: {exc}") from exc
-        if isinstance(data, Mapping) and "config" in data and "in_channels" not in data:
+            raise AutostError(f"{source}: malformed config JSON: {exc}") from None
+        if isinstance(data, Mapping) and "config" in data and not set(data) & _FIELD_NAMES:
             data = data["config"]  # an export bundle or best.json wraps the config
-        return cls.from_dict(data)
+        if not isinstance(data, Mapping):
+            raise AutostError(
+                f"{source}: expected a JSON object with the config's fields, "
+                f"got {type(data).__name__}"
+            )
+        try:
+            return cls.from_dict(data)
+        except ConfigError as exc:
+            if path is None:
+                raise
+            detail = str(exc).removeprefix(f"{exc.field}: ")
+            raise ConfigError(exc.field, f"{detail} (in {path})") from None
 
     def replace(self, **changes: Any) -> ArchConfig:
         """A copy with ``changes`` applied (per-layer fields broadcast as in the constructor)."""
@@ -368,13 +378,141 @@ def _neuron_from_dict(data: Mapping[str, Any]) -> NeuronConfig:
     return NeuronConfig(**data)
 
 
-def _as_float(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError("mlp_ratios", f"must be numbers, got {value!r}")
-    return float(value)
+_FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(ArchConfig))
 
 
-def _unknown(name: str, choices: Sequence[str]) -> str:
+# ---------------------------------------------------------------------------------- field rules
+# The rules one field obeys whatever the others hold; ``validate`` adds those between fields.
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_positive(value: Any) -> bool:
+    return _is_number(value) and math.isfinite(value) and value > 0
+
+
+def _positive_int(label: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(label, f"must be a positive integer, got {value!r}")
+
+
+def _positive_number(label: str, value: Any) -> None:
+    if not _is_positive(value):
+        raise ConfigError(label, f"must be a finite number > 0, got {value!r}")
+
+
+def _boolean(label: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(label, f"must be true or false, got {value!r}")
+
+
+def _one_of(choices: Sequence[str]) -> Callable[[str, Any], None]:
+    def check(label: str, value: Any) -> None:
+        if not isinstance(value, str) or value not in choices:
+            raise ConfigError(label, _unknown(value, choices))
+
+    return check
+
+
+def _timesteps(label: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(label, f"must be an integer, got {value!r}")
+    if value < 1:
+        raise ConfigError(label, f"must be >= 1, got {value}")
+
+
+def _stem_pooling(label: str, value: Any) -> None:
+    lengths = sorted({len(p) for p in STEM_POOLING_DEFAULTS.values()})
+    if not isinstance(value, str) or set(value) - {"0", "1"} or len(value) not in (0, *lengths):
+        raise ConfigError(
+            label,
+            f"must be {' or '.join(map(str, lengths))} flags of '0'/'1' (one per stem "
+            f"convolution), or '' for the stem's default, got {value!r}",
+        )
+
+
+def _stages(label: str, value: Any) -> None:
+    counts = value if isinstance(value, (list, tuple)) else (value,)
+    for count in counts:
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise ConfigError(label, f"needs positive block counts, got {value!r}")
+
+
+def _neuron(label: str, value: Any) -> None:
+    if isinstance(value, Mapping):
+        value = _neuron_from_dict(value)
+    if not isinstance(value, NeuronConfig):
+        raise ConfigError(label, f"must be a NeuronConfig or a mapping, got {value!r}")
+    value.validate()
+
+
+def _odd_kernel(label: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1 or value % 2 == 0:
+        raise ConfigError(label, f"must be a positive odd integer, got {value!r}")
+
+
+def _unit_interval(label: str, value: Any) -> None:
+    if not (_is_number(value) and 0.0 <= value <= 1.0):
+        raise ConfigError(label, f"must be a number in [0, 1], got {value!r}")
+
+
+#: The check of one entry of each per-layer field.
+_LAYER_ENTRY_RULES: dict[str, Callable[[str, Any], None]] = {
+    "num_heads": _positive_int,
+    "mlp_ratios": _positive_number,
+    "attention": _one_of(ATTENTION_TYPES),
+}
+_FIELD_RULES: dict[str, Callable[[str, Any], None]] = {
+    "in_channels": _positive_int,
+    "image_size": _positive_int,
+    "num_classes": _positive_int,
+    "timesteps": _timesteps,
+    "coding": _one_of(CODINGS),
+    "stem": _one_of(STEMS),
+    "stem_pooling": _stem_pooling,
+    "embed_dim": _positive_int,
+    "depth": _positive_int,
+    "stages": _stages,
+    "mlp": _one_of(MLP_TYPES),
+    "shortcut": _one_of(SHORTCUTS),
+    "qkv_bias": _boolean,
+    "attn_scale": _positive_number,
+    "neuron": _neuron,
+    "tim": _boolean,
+    "tim_kernel": _odd_kernel,
+    "tim_alpha": _unit_interval,
+    "num_experts": _positive_int,
+}
+
+
+def check_field(name: str, value: Any) -> None:
+    """Raise :class:`ConfigError` when ``value`` can never be valid for field ``name``.
+
+    Per-layer fields take one entry or a list of them (labelled ``name[i]``); rules that
+    involve other fields (heads dividing the width, the stem's strides) are left to
+    :meth:`ArchConfig.validate`.
+    """
+    if name in _LAYER_ENTRY_RULES:
+        if isinstance(value, (list, tuple)):
+            for i, entry in enumerate(value):
+                _LAYER_ENTRY_RULES[name](f"{name}[{i}]", entry)
+        else:
+            _LAYER_ENTRY_RULES[name](name, value)
+    elif name in _FIELD_RULES:
+        _FIELD_RULES[name](name, value)
+    else:
+        raise ConfigError(name, _unknown(name, tuple(sorted(_FIELD_NAMES))))
+
+
+def check_layer_entry(name: str, value: Any) -> None:
+    """Raise :class:`ConfigError` when ``value`` can never be one layer's entry of the
+    per-layer field ``name`` (``num_heads``, ``mlp_ratios`` or ``attention``)."""
+    _LAYER_ENTRY_RULES[name](name, value)
+
+
+def _unknown(name: Any, choices: Sequence[str]) -> str:
     import difflib
 
     close = difflib.get_close_matches(str(name), list(choices), n=3, cutoff=0.5)

@@ -104,41 +104,51 @@ def _init_weights(module: nn.Module) -> None:
 
 def _config_file(path: Path) -> ArchConfig:
     """A config JSON, or a file that wraps one under ``"config"`` (best.json, train.json)."""
-    import json
+    return ArchConfig.from_json(path)
 
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AutostError(f"{path}: not a readable JSON config ({exc})") from exc
-    if isinstance(data, dict) and isinstance(data.get("config"), dict):
-        data = data["config"]
-    if not isinstance(data, dict):
-        raise AutostError(f"{path}: expected a JSON object with the config's fields")
-    return ArchConfig.from_dict(data)
+
+def _looks_like_path(spec: str | os.PathLike[str]) -> bool:
+    """Whether ``spec`` names a file or folder rather than a preset."""
+    text = str(spec)
+    separators = [sep for sep in ("/", os.sep, os.altsep) if sep]
+    return (
+        isinstance(spec, os.PathLike)
+        or any(sep in text for sep in separators)
+        or text.endswith(".json")
+        or Path(text).exists()
+    )
 
 
 def resolve_config(spec: Any, **overrides: Any) -> ArchConfig:
     """An :class:`ArchConfig` from a preset name, config, dict, JSON path (a config, or a file
-    holding one under ``"config"``) or search run directory (its best.json), with overrides."""
+    holding one under ``"config"``) or search run directory (its best.json), with overrides.
+
+    A spec that looks like a path (a separator, a ``.json`` suffix, an existing file or folder)
+    is never taken for a preset: a missing one raises "no such file or folder: PATH"."""
     if isinstance(spec, ArchConfig):
         cfg = spec
     elif isinstance(spec, Mapping):
         cfg = ArchConfig.from_dict(spec)
     elif isinstance(spec, (str, os.PathLike)):
-        text = str(spec)
-        if text in PRESETS:
+        text, path = str(spec), Path(spec)
+        if isinstance(spec, str) and text in PRESETS:
             cfg = PRESETS.get(text)()
-        elif _is_bundle(Path(text)):
-            cfg = _config_file(Path(text) / "config.json")
-        elif Path(text).is_dir() and (Path(text) / "best.json").is_file():
-            cfg = _config_file(Path(text) / "best.json")  # a search run: its best candidate
-        elif text.endswith(".json") or Path(text).is_file():
-            if not Path(text).is_file():
-                raise AutostError(f"config file not found: {text}")
-            cfg = _config_file(Path(text))
-        else:
+        elif not _looks_like_path(spec):
             PRESETS.get(text)  # raises UnknownNameError listing close matches
             raise AssertionError("unreachable")
+        elif not path.exists():
+            raise AutostError(f"no such file or folder: {text}")
+        elif _is_bundle(path):
+            cfg = _config_file(path / "config.json")
+        elif path.is_dir():
+            if not (path / "best.json").is_file():
+                raise AutostError(
+                    f"{text}: folder holds neither an exported bundle (config.json and "
+                    "weights.pt) nor a search run (best.json)"
+                )
+            cfg = _config_file(path / "best.json")  # a search run: its best candidate
+        else:
+            cfg = _config_file(path)
     else:
         raise AutostError(
             f"cannot build a model from {type(spec).__name__}; pass a preset name, an "

@@ -19,9 +19,12 @@ A space file has a ``[space]`` table (name, description), ``[fixed]`` config fie
     constraints = ["params <= 12e6", "params >= 11e6"]   # (top level, before any table)
 
 Constraint metrics: ``params``, ``macs``, ``matmul_macs``, ``flops``, ``sops`` and
-``energy_mj`` (analytic, every spiking layer at rate 1: an upper bound). Heads that do not
-divide a layer's width, and any other invalid combination, are rejected by ``ArchConfig``
-validation. Everything is checked analytically before a candidate is scored.
+``energy_mj`` (analytic, every spiking layer at rate 1: an upper bound). Loading refuses a
+fixed value or a choice that no candidate could use (a typo in a choice list, depth 0, a float
+``embed_dim``), choices of mixed types, and a space from which no valid candidate can be drawn
+(the error names the field or constraint that rejected the draws most often). Heads that do
+not divide a layer's width, and any other invalid combination, are rejected per candidate by
+``ArchConfig`` validation. Everything is checked analytically before a candidate is scored.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import itertools
 import math
 import operator
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -39,10 +43,9 @@ from typing import Any
 import numpy as np
 import tomllib
 
-from autost.config import ArchConfig
+from autost.config import PER_LAYER_FIELDS, ArchConfig, check_field, check_layer_entry
 from autost.errors import AutostError, ConfigError
 
-PER_LAYER_FIELDS = ("num_heads", "mlp_ratios", "attention")
 METRICS = ("params", "macs", "matmul_macs", "flops", "sops", "energy_mj")
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
@@ -53,6 +56,8 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 }
 _CONSTRAINT = re.compile(r"^\s*([a-z_]+)\s*(<=|>=|==|<|>)\s*([-+0-9.eE_]+)\s*$")
 RNG = np.random.Generator | int | None
+#: Ranges with more values than this are checked at their ends only.
+_MAX_CHECKED_VALUES = 10_000
 
 
 @dataclass(frozen=True)
@@ -202,6 +207,11 @@ class SearchSpace:
         both = set(fixed) & set(dims)
         if both:
             raise AutostError(f"{source}: {sorted(both)} both fixed and searched")
+        for name, value in fixed.items():
+            _check_value(name, value, f"{source}: fixed")
+        for dim in dims.values():
+            for value in _values_to_check(dim):
+                _check_value(dim.name, value, f"{source}: dimensions", entry=dim.per_layer)
         raw = data.get("constraints", [])
         if not isinstance(raw, list):
             raise AutostError(f"{source}: constraints must be a list of strings")
@@ -214,7 +224,7 @@ class SearchSpace:
             description=str(meta.get("description", "")),
             source=source,
         )
-        space.sample(0)  # fail at load time when nothing valid can be drawn
+        space.sample(0)  # fail at load time when no combination of the values is valid
         return space
 
     def with_constraints(self, extra: Sequence[str | Constraint]) -> SearchSpace:
@@ -326,26 +336,53 @@ class SearchSpace:
 
     def build(self, params: Mapping[str, Any]) -> ArchConfig | None:
         """The config of ``params`` if valid and feasible, else ``None``."""
+        cfg = self._build(params)
+        return cfg if isinstance(cfg, ArchConfig) else None
+
+    def _build(self, params: Mapping[str, Any]) -> ArchConfig | list[tuple[str, str]]:
+        """The config of ``params``, or why it was rejected: ``(reason, example)`` pairs, the
+        reason a field (per-layer index dropped) or a constraint."""
         try:
             cfg = self.from_params(params)
-        except ConfigError:
-            return None
-        return cfg if self.feasible(cfg) else None
+        except ConfigError as exc:
+            return [(re.sub(r"\[\d+\]", "", exc.field), str(exc))]
+        if not self.constraints:
+            return cfg
+        values = self.metrics(cfg)
+        broken = [c for c in self.constraints if not c.holds(values)]
+        if not broken:
+            return cfg
+        return [(f"constraint {c}", f"{c.metric} = {values[c.metric]:.4g}") for c in broken]
 
     def sample(self, rng: RNG = None) -> ArchConfig:
         """A uniformly drawn valid, feasible candidate (rejection sampling).
 
         Raises :class:`AutostError` after ``max_tries`` rejections: the constraints (or the
-        fixed fields) admit no candidate, or too few to find by chance.
+        fixed fields) admit no candidate, or too few to find by chance. The message names the
+        field or constraint that rejected the most draws.
         """
         gen = np.random.default_rng(rng)
+        reasons: Counter[str] = Counter()
+        examples: dict[str, str] = {}
         for _ in range(self.max_tries):
-            cfg = self.build(self._draw(gen))
-            if cfg is not None:
+            cfg = self._build(self._draw(gen))
+            if isinstance(cfg, ArchConfig):
                 return cfg
+            for reason, example in cfg:
+                reasons[reason] += 1
+                examples.setdefault(reason, example)
+        top, count = reasons.most_common(1)[0]
+        wanted = "valid candidate"
+        if self.constraints:
+            wanted += f" meets the constraints ({', '.join(map(str, self.constraints))})"
+        rejected = (
+            f"all were rejected by {top}"
+            if count == self.max_tries
+            else f"most were rejected by {top} ({count} of {self.max_tries})"
+        )
         raise AutostError(
-            f"search space {self.name!r}: no valid candidate meets the constraints "
-            f"({', '.join(map(str, self.constraints)) or 'none'}) after {self.max_tries} draws"
+            f"search space {self.name!r}: no {wanted} after {self.max_tries} draws; "
+            f"{rejected}, e.g. {examples[top]}"
         )
 
     def mutate(self, cfg: ArchConfig, rng: RNG = None, prob: float = 0.3) -> ArchConfig:
@@ -520,6 +557,12 @@ def _parse_dimension(name: str, spec: Any, source: str) -> Dimension:
         choices = spec.get("choices")
         if not isinstance(choices, list) or not choices:
             raise AutostError(f"{where}: 'choices' must be a non-empty list")
+        kinds = sorted({_kind(c) for c in choices})
+        if len(kinds) > 1:
+            raise AutostError(
+                f"{where}: choices mix types ({' and '.join(kinds)}): {choices!r}; "
+                "give values of one type"
+            )
         return Dimension(name, "choice", tuple(choices), per_layer=per_layer)
     if kind in ("int", "float"):
         try:
@@ -542,6 +585,46 @@ def _parse_dimension(name: str, spec: Any, source: str) -> Dimension:
             per_layer=per_layer,
         )
     raise AutostError(f"{where}: 'type' must be 'choice', 'int' or 'float'")
+
+
+def _kind(value: Any) -> str:
+    """The TOML kind of a value, for the mixed-types check (ints and floats are numbers)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, Mapping):
+        return "table"
+    return type(value).__name__
+
+
+def _values_to_check(dim: Dimension) -> tuple[Any, ...]:
+    """The values of ``dim`` to check one by one (ranges too long to list: their ends)."""
+    if dim.kind == "choice":
+        return dim.choices
+    ends = (int(dim.low), int(dim.high)) if dim.kind == "int" else (dim.low, dim.high)
+    if dim.step is None or (dim.high - dim.low) / dim.step >= _MAX_CHECKED_VALUES:
+        return ends
+    return dim.values()
+
+
+def _check_value(name: str, value: Any, where: str, entry: bool = False) -> None:
+    """Refuse a value that no candidate could use, naming the field and the reason; ``entry``:
+    ``value`` is one layer's entry of a per-layer field."""
+    try:
+        if entry:
+            if isinstance(value, (list, Mapping)):
+                raise ConfigError(name, f"a per_layer choice is one layer's value, got {value!r}")
+            check_layer_entry(name, value)
+        else:
+            check_field(name, value)
+    except ConfigError as exc:
+        detail = str(exc).removeprefix(f"{exc.field}: ")
+        raise AutostError(f"{where}.{exc.field}: {detail}") from None
 
 
 def _read_named(folder: str, name_or_path: str | Path, what: str) -> tuple[str, str]:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import autost
 from autost import ArchConfig, ConfigError
-from autost.config import ATTENTION_TYPES, SCHEMA_VERSION
+from autost.config import ATTENTION_TYPES, REQUIRED_FIELDS, SCHEMA_VERSION, check_field
 
 
 def test_defaults_are_spikformer_cifar() -> None:
@@ -105,6 +105,16 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"num_experts": 0}, "num_experts"),
     ({"coding": "rate"}, "coding"),
     ({"shortcut": "dense"}, "shortcut"),
+    # wrong types are ConfigErrors naming the field, never a TypeError from inside
+    ({"stem": ["sps"]}, "stem"),
+    ({"attn_scale": "big"}, "attn_scale"),
+    ({"tim": "yes"}, "tim"),
+    ({"qkv_bias": 1}, "qkv_bias"),
+    ({"tim_alpha": "half"}, "tim_alpha"),
+    ({"mlp_ratios": [4, "x", 4, 4]}, "mlp_ratios[1]"),
+    ({"embed_dim": 64.0}, "embed_dim"),
+    ({"neuron": {"tau": "slow"}}, "neuron.tau"),
+    ({"neuron": {"detach_reset": "no"}}, "neuron.detach_reset"),
 ]
 
 
@@ -127,13 +137,68 @@ def test_from_dict_rejects_unknown_keys_and_versions() -> None:
         ArchConfig.from_dict({"schema_version": 99})
 
 
-def test_from_json_errors_are_autost_errors(tmp_path: Path) -> None:
+def test_from_dict_names_missing_required_fields(tmp_path: Path) -> None:
+    data = ArchConfig(embed_dim=64, num_heads=4).to_dict()
+    del data["embed_dim"]  # the default 384 would fit; still a config must say its width
+    with pytest.raises(ConfigError) as info:
+        ArchConfig.from_dict(data)
+    assert str(info.value) == "embed_dim: config is missing required field 'embed_dim'"
+    assert info.value.field == "embed_dim"
+    with pytest.raises(ConfigError, match="required fields 'in_channels', 'image_size'"):
+        ArchConfig.from_dict({"depth": 2})
+    path = tmp_path / "partial.json"
+    path.write_text(json.dumps({k: v for k, v in data.items() if k != "num_heads"}))
+    with pytest.raises(
+        ConfigError, match="missing required fields 'embed_dim', 'num_heads'"
+    ) as err:
+        ArchConfig.from_json(path)
+    assert str(path) in str(err.value) and err.value.field == "embed_dim"
+    # only the required fields: the others take the reference papers' defaults
+    required = {k: data.get(k, 64) for k in REQUIRED_FIELDS}
+    assert ArchConfig.from_dict(required) == ArchConfig(embed_dim=64, num_heads=4)
+
+
+def test_from_json_refuses_unknown_fields_naming_them(tmp_path: Path) -> None:
+    path = tmp_path / "typo.json"
+    path.write_text(json.dumps({**ArchConfig().to_dict(), "embed_dims": 256}))
+    with pytest.raises(ConfigError, match="unknown value 'embed_dims'; did you mean 'embed_dim'"):
+        ArchConfig.from_json(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"{not json", "malformed config JSON: Expecting property name"),
+        (b"\xff\xfe{", "malformed config JSON: not UTF-8"),
+        (b"[1, 2]", "expected a JSON object"),
+    ],
+)
+def test_bad_json_files_are_one_line_naming_the_file(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
     bad = tmp_path / "bad.json"
-    bad.write_text("{not json")
-    with pytest.raises(autost.AutostError, match="malformed"):
+    bad.write_bytes(content)
+    with pytest.raises(autost.AutostError, match=message) as info:
         ArchConfig.from_json(bad)
+    assert str(info.value).startswith(f"{bad}: ") and "\n" not in str(info.value)
     with pytest.raises(autost.AutostError, match="cannot read"):
         ArchConfig.from_json(tmp_path / "missing.json")
+
+
+def test_check_field_applies_the_rules_of_one_field() -> None:
+    check_field("attention", ["ssa", "sdsa"])
+    check_field("num_heads", 7)  # 7 heads may divide some width
+    with pytest.raises(ConfigError, match=r"unknown value 'nosuch'.*choices: ssa") as info:
+        check_field("attention", ["ssa", "nosuch"])
+    assert info.value.field == "attention[1]"
+    with pytest.raises(ConfigError, match="positive integer, got 0"):
+        check_field("depth", 0)
+    with pytest.raises(ConfigError, match="'0'/'1'"):
+        check_field("stem_pooling", "0021")
+    with pytest.raises(ConfigError, match=r"neuron\.surrogate"):
+        check_field("neuron", {"surrogate": "tanh"})
+    with pytest.raises(ConfigError, match="embed_dims"):
+        check_field("embed_dims", 64)
 
 
 def test_replace_rebroadcasts_uniform_layers_on_depth_change() -> None:

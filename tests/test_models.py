@@ -81,6 +81,17 @@ def test_unknown_preset_lists_close_matches() -> None:
         autost.create_model("spikformer-4-384-cifar")
 
 
+def test_missing_paths_say_no_such_file(tmp_path: Any) -> None:
+    for spec in ("/path/that/does/not/exist", "arch.json", "no-such-dir/run", tmp_path / "gone"):
+        with pytest.raises(autost.AutostError) as info:
+            autost.create_model(spec)
+        assert str(info.value) == f"no such file or folder: {spec}"
+    with pytest.raises(autost.AutostError, match="neither an exported bundle"):
+        autost.create_model(tmp_path)  # a folder without a config
+    with pytest.raises(autost.AutostError, match="no such file or folder"):
+        autost.count_params(str(tmp_path / "nope.json"))
+
+
 def test_create_model_accepts_config_dict_and_json(tmp_path: Any) -> None:
     cfg = resolve_config("qkformer-4-384-cifar10").replace(embed_dim=64, num_heads=2)
     path = tmp_path / "arch.json"

@@ -9,6 +9,7 @@ import numpy as np
 import optuna
 import pytest
 import torch
+from testkit import ROOT
 from torch.utils.flop_counter import FlopCounterMode
 
 import autost
@@ -19,6 +20,9 @@ SHIPPED = ["autost-base", "autost-small", "autost-tiny", "digits", "spiking-tran
 
 def test_shipped_spaces() -> None:
     assert list_spaces() == SHIPPED
+    # every file in the folder loads (its values pass the load-time checks)
+    files = sorted((ROOT / "search_spaces").glob("*.toml"))
+    assert [SearchSpace.load(f).name for f in files] == SHIPPED
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -80,7 +84,11 @@ def test_constraints_are_analytic_and_enforced() -> None:
     for i in range(10):
         cfg = space.sample(i)
         assert 11e6 <= autost.count_params(cfg) <= 12e6
-    with pytest.raises(autost.AutostError, match="no valid candidate"):
+    with pytest.raises(
+        autost.AutostError,
+        match=r"no valid candidate meets the constraints \(params<=10\) after 2000 draws; "
+        r"all were rejected by constraint params<=10, e\.g\. params = ",
+    ):
         SearchSpace.load("digits").with_constraints(["params<=10"]).sample(0)
 
 
@@ -103,6 +111,44 @@ def test_bad_constraints(text: str) -> None:
         ("[dimensions.embed_dim]\nchoices = [64]\nper_layer = true", "per_layer"),
         ("[dimensions.depth]\ntype = 'log'", "'type'"),
         ("constraints = 'params<1'", "list of strings"),
+        # mixed-type choices
+        ("[dimensions.depth]\nchoices = [1, 'two']", r"dimensions\.depth: choices mix types"),
+        ("[dimensions.tim]\nchoices = [false, 1]", r"tim: choices mix types \(boolean and number"),
+        # a fixed value or a choice invalid on its own is refused naming the field
+        ("[fixed]\ndepth = 0", r"fixed\.depth: must be a positive integer, got 0"),
+        ("[fixed]\nembed_dim = 64.5", r"fixed\.embed_dim: must be a positive integer, got 64\.5"),
+        ("[fixed]\nstem = 'spx'", r"fixed\.stem: unknown value 'spx'; did you mean 'sps'"),
+        ("[fixed]\nnum_heads = [4, 0]", r"fixed\.num_heads\[1\]: must be a positive integer"),
+        ("[fixed]\nneuron = {tau = 0.5}", r"fixed\.neuron\.tau: must be a finite number >= 1"),
+        (
+            "[dimensions.attention]\nchoices = ['ssa', 'nosuch']\nper_layer = true",
+            r"dimensions\.attention: unknown value 'nosuch' \(choices: ssa, sdsa, qk-token, ",
+        ),
+        (
+            "[dimensions.num_heads]\nchoices = [[4, 8]]\nper_layer = true",
+            r"dimensions\.num_heads: a per_layer choice is one layer's value, got \[4, 8\]",
+        ),
+        (
+            "[dimensions.embed_dim]\ntype = 'int'\nlow = 0\nhigh = 64\nstep = 32",
+            r"dimensions\.embed_dim: must be a positive integer, got 0",
+        ),
+        (
+            "[dimensions.tim_kernel]\ntype = 'int'\nlow = 3\nhigh = 7",
+            r"dimensions\.tim_kernel: must be a positive odd integer, got 4",
+        ),
+        (
+            "[dimensions.depth]\ntype = 'float'\nlow = 1\nhigh = 4",
+            r"dimensions\.depth: must be a positive integer, got 1\.0",
+        ),
+        # valid values that no combination can use: the field that rejected the draws
+        (
+            "[fixed]\nimage_size = 34\nstem_pooling = '0011'",
+            r"all were rejected by image_size, e\.g\. image_size: .* 34 is not divisible by it",
+        ),
+        (
+            "[fixed]\nembed_dim = 64\n[dimensions.num_heads]\nchoices = [3, 5]\nper_layer = true",
+            r"all were rejected by num_heads, e\.g\. num_heads\[0\]: [35] heads do not divide",
+        ),
     ],
 )
 def test_bad_space_files(tmp_path: Path, body: str, message: str) -> None:
@@ -110,6 +156,40 @@ def test_bad_space_files(tmp_path: Path, body: str, message: str) -> None:
     path.write_text(body)
     with pytest.raises(autost.AutostError, match=message):
         SearchSpace.load(path)
+
+
+def test_values_invalid_only_in_combination_load(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.toml"
+    path.write_text(
+        """
+[fixed]
+in_channels = 1
+image_size = 8
+depth = 1
+[dimensions.embed_dim]
+choices = [48, 64]
+[dimensions.num_heads]
+choices = [3, 4]
+per_layer = true
+"""
+    )
+    space = SearchSpace.load(path)  # 3 heads divide 48 only; 4 heads divide both
+    pairs = {(c.embed_dim, c.num_heads[0]) for c in space.enumerate()}
+    assert pairs == {(48, 3), (48, 4), (64, 4)}
+
+
+def test_cli_refuses_a_bad_space_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from autost.cli import main
+
+    path = tmp_path / "mixed.toml"
+    path.write_text("[dimensions.num_heads]\nchoices = [1, 'two']\nper_layer = true\n")
+    out = tmp_path / "run"
+    assert main(["search", "--space", str(path), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "dimensions.num_heads: choices mix types (number and string)" in err
 
 
 def test_unknown_space_name_suggests() -> None:
