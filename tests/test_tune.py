@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import os
 import subprocess
 import sys
 import time
@@ -114,30 +115,13 @@ def test_unreachable_address_fails_fast_with_one_line(tmp_path: Path) -> None:
 
 
 def _latest_metrics(out: Path) -> dict[str, Path]:
-    """Each trial's metrics.jsonl in its latest reported checkpoint."""
+    """Each trial's metrics.jsonl in its latest reported checkpoint (every session)."""
     found: dict[str, Path] = {}
-    for trial in (out / "tune").glob("run_trial_*"):
+    for trial in (out / "tune").glob("session-*/run_trial_*"):
         checkpoints = sorted(trial.glob("checkpoint_*/metrics.jsonl"))
         if checkpoints:
             found[trial.name] = checkpoints[-1]
     return found
-
-
-def _terminated(out: Path) -> set[str]:
-    """Trials Ray's latest experiment snapshot records as finished (its durable state)."""
-    files = sorted((out / "tune").glob("experiment_state-*.json"))
-    if not files:
-        return set()
-    try:
-        data = json.loads(files[-1].read_text())
-    except (json.JSONDecodeError, OSError):  # being rewritten
-        return set()
-    done = set()
-    for entry in data["trial_data"]:
-        trial = json.loads(entry[0]) if isinstance(entry[0], str) else entry[0]
-        if trial.get("status") == "TERMINATED":
-            done.add(str(trial["trial_id"]))
-    return done
 
 
 def _trial_epochs(out: Path) -> dict[str, int]:
@@ -145,49 +129,232 @@ def _trial_epochs(out: Path) -> dict[str, int]:
     return {t: len(p.read_text().splitlines()) for t, p in _latest_metrics(out).items()}
 
 
-@pytest.mark.slow
-def test_killed_driver_resumes_without_rerunning_completed_trials(tmp_path: Path) -> None:
-    out = tmp_path / "r"
-    args = ["--space", "digits", "--trials", "5", "--epochs", "4", "--grace-period", "4"]
-    args += ["--cpus-per-trial", "2", "--out", str(out)]  # one trial at a time, none stopped
+# ---------------------------------------------------------- resume: faults and hostile files
+
+OTHER = GOOD.replace(embed_dim=48, num_heads=(2,))
+RESUME_ARGS = ["--trials", "3", "--epochs", "2", "--grace-period", "2", "--cpus-per-trial", "2"]
+
+
+class _Payload:
+    """Unpickling this creates ``marker``: the proof that a file was unpickled."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (self.marker, "w"))
+
+
+def _tamper(folder: Path, marker: Path, checkpoints: bool) -> int:
+    """Replace every file Ray wrote under ``folder`` (checkpoint files too, if asked) by a
+    pickle that creates ``marker`` when loaded; the number of files replaced."""
+    import pickle
+
+    payload = pickle.dumps(_Payload(str(marker)))
+    count = 0
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and (checkpoints or "checkpoint_" not in str(path.parent)):
+            path.write_bytes(payload)
+            count += 1
+    return count
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _finished(out: Path) -> dict[int, tuple[str, str, str]]:
+    """Finished trials in the study: number -> (status, params JSON, metrics JSON)."""
+    import optuna
+
+    study = optuna.load_study(study_name="autost-tune", storage=f"sqlite:///{out / 'study.db'}")
+    return {
+        t.number: (
+            t.user_attrs["status"],
+            json.dumps(t.params, sort_keys=True),
+            json.dumps(t.user_attrs["metrics"], sort_keys=True),
+        )
+        for t in study.get_trials()
+        if t.user_attrs.get("status") in ("complete", "stopped_early", "failed")
+    }
+
+
+def _retried(out: Path) -> set[int]:
+    """Trial numbers that a resume queued again (``retry_of`` of later trials)."""
+    import optuna
+
+    study = optuna.load_study(study_name="autost-tune", storage=f"sqlite:///{out / 'study.db'}")
+    return {int(t.user_attrs["retry_of"]) for t in study.get_trials() if "retry_of" in t.user_attrs}
+
+
+def _interrupted_metrics(out: Path) -> dict[int, str]:
+    """Metrics recorded on trials a crash left running: number -> metrics JSON."""
+    import optuna
+
+    study = optuna.load_study(study_name="autost-tune", storage=f"sqlite:///{out / 'study.db'}")
+    return {
+        t.number: json.dumps(t.user_attrs.get("metrics"), sort_keys=True)
+        for t in study.get_trials(states=[optuna.trial.TrialState.RUNNING])
+        if t.user_attrs.get("metrics")  # asked for, but not started: nothing to lose
+    }
+
+
+def _run_until_killed(args: list[str], kill_at: str) -> int:
+    """``autost tune ARGS`` with a kill point; the driver dies there (SIGKILL) and the local
+    Ray it started is stopped here; the driver's return code."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "autost", "tune", "--quiet", *args],
         cwd=ROOT,
-        env=cli_env(),
+        env={**cli_env(), "AUTOST_KILL_AT": kill_at},
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     tree: set[psutil.Process] = set()
     deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and proc.poll() is None:
-        root = psutil.Process(proc.pid)
-        tree |= {root, *root.children(recursive=True)}
-        if len(_terminated(out)) >= 2:
-            break
-        time.sleep(0.2)
-    assert proc.poll() is None, "the driver must be killed mid-way"
-    tree |= set(psutil.Process(proc.pid).children(recursive=True))
-    for p in tree:  # the driver and the local Ray it started
+    while proc.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            root = psutil.Process(proc.pid)
+            tree |= {root, *root.children(recursive=True)}
+        time.sleep(0.1)
+    code = proc.wait(timeout=60)
+    for p in list(tree):  # what the dead driver left: its local Ray
+        with contextlib.suppress(psutil.NoSuchProcess):
+            tree |= set(p.children(recursive=True))
+    for p in tree:
         with contextlib.suppress(psutil.NoSuchProcess):
             p.kill()
     psutil.wait_procs(list(tree), timeout=30)
-    # completed = recorded as finished in Ray's experiment state when the driver died (a trial
-    # that finished after the last snapshot is re-run from its last checkpoint: at least once)
-    terminated = _terminated(out)
-    paths = _latest_metrics(out)
-    finished = {t for t in paths if any(f"run_trial_{i}_" in t for i in terminated)}
-    assert 2 <= len(finished) < 5
-    stamps = {t: (paths[t], paths[t].stat().st_mtime_ns) for t in finished}
+    return code
 
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished two-trial run to damage in copies."""
+    base = tmp_path_factory.mktemp("finished")
+    folder = finalists(base / "configs", GOOD, OTHER)
+    out = base / "run"
+    result = run_tune(
+        *["--from", str(folder), "--trials", "2", "--epochs", "1", "--out", str(out)]
+    )
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def _copy(run: Path, tmp_path: Path) -> Path:
+    """A copy of the run folder (its source of finalists stays where it is)."""
+    import shutil
+
+    shutil.copytree(run, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def _resume_args(run: Path) -> list[str]:
+    return ["--from", str(run.parent / "configs"), "--trials", "2", "--epochs", "1"]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["study-empty", "study-truncated", "study-garbage", "study-no-tables", "json-cut", "json-list"],
+)
+def test_resume_refuses_a_damaged_record_and_changes_nothing(
+    finished_run: Path, tmp_path: Path, damage: str
+) -> None:
+    import sqlite3
+
+    out = _copy(finished_run, tmp_path)
+    db, record = out / "study.db", out / "tune.json"
+    if damage == "study-empty":
+        db.write_bytes(b"")
+    elif damage == "study-truncated":
+        db.write_bytes(db.read_bytes()[:100])
+    elif damage == "study-garbage":
+        db.write_bytes(b"not a database" * 100)
+    elif damage == "study-no-tables":
+        db.unlink()
+        sqlite3.connect(db).close()
+    elif damage == "json-cut":
+        record.write_bytes(record.read_bytes()[:50])
+    else:
+        record.write_text("[1, 2]")
+    before = _snapshot(out)
+    result = run_tune(*_resume_args(finished_run), "--out", str(out), "--resume", timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "nothing was changed" in result.stderr
+    assert _snapshot(out) == before
+
+
+def test_resume_ignores_ray_state_and_accepts_the_same_source_by_another_path(
+    finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = _copy(finished_run, tmp_path)
+    before = _finished(out)
+    marker = tmp_path / "PWNED"
+    assert _tamper(out / "tune", marker, checkpoints=True) > 10
+    for path in (out / "tune").rglob("*.pkl"):  # Ray's state truncated as well
+        path.write_bytes(path.read_bytes()[:100])
+    relative = os.path.relpath(finished_run.parent / "configs", ROOT)  # the run used it absolute
+    result = run_tune(
+        *["--from", relative, "--trials", "2", "--epochs", "1", "--out", str(out), "--resume"]
+    )
+    assert result.returncode == 0, result.stderr
+    assert not marker.exists()
+    assert _finished(out) == before and len(before) == 2
+    assert [t["status"] for t in rows(out / "trials.csv")] == ["complete"] * 2
+
+    changed = run_tune(*_resume_args(finished_run)[:-1], "2", "--out", str(out), "--resume")
+    assert changed.returncode == 2 and changed.stderr.count("\n") == 1
+    assert "different epochs" in changed.stderr
+
+
+# each step is one driver process killed at that point, every one but the first a resume
+KILL_CHAIN = [
+    "tune-result@1",  # during the first trial, just after its first epoch is recorded
+    "tune-requeue@1",  # the resume itself, while it queues the interrupted trial again
+    "tune-before-tell@1",  # while a trial's completion is being recorded
+    "tune-after-tell@1",  # right after a completion is recorded
+    "tune-result@2",  # during the next trial, after its second record
+]
+
+
+@pytest.mark.slow
+def test_killed_driver_resumes_losing_and_repeating_nothing(tmp_path: Path) -> None:
+    folder = finalists(tmp_path / "configs", GOOD, OTHER)
+    out = tmp_path / "r"
+    args = ["--from", str(folder), *RESUME_ARGS, "--out", str(out)]
+    marker = tmp_path / "PWNED"
+    done: dict[int, tuple[str, str, str]] = {}
+    cut_short: dict[int, str] = {}  # killed after the last record, before being told
+    for i, kill in enumerate(KILL_CHAIN):
+        code = _run_until_killed(args + (["--resume"] if i else []), kill)
+        assert code == -9, f"the kill point {kill} was not reached (exit {code})"
+        now = _finished(out)
+        assert {n: now[n] for n in done} == done, f"a finished trial changed after {kill}"
+        assert not set(now) & _retried(out), f"a finished trial was queued again after {kill}"
+        if kill.startswith("tune-before-tell"):
+            cut_short = _interrupted_metrics(out)
+            assert cut_short, "the kill left no trial running"
+        done = now
+        # a writer of the run folder cannot make the resume run code: Ray's files are bait
+        _tamper(out / "tune", marker, checkpoints=False)
+    assert 1 <= len(done) < 3
     resumed = run_tune(*args, "--resume")
     assert resumed.returncode == 0, resumed.stderr
+    assert not marker.exists()
+    after = _finished(out)
+    assert {n: after[n] for n in done} == done  # kept exactly
+    assert not set(done) & _retried(out)  # and never run again
+    assert len(after) == 3 and all(v[0] == "complete" for v in after.values()), after
     trials = rows(out / "trials.csv")
-    assert len(trials) == 5 and all(t["status"] == "complete" for t in trials)
-    after = _latest_metrics(out)
-    for t in finished:  # completed trials were not run again: same last checkpoint, untouched
-        path, stamp = stamps[t]
-        assert after[t] == path and path.stat().st_mtime_ns == stamp
+    assert len(trials) == 3 and all(t["status"] == "complete" for t in trials)
+    # the trial cut short after its last epoch continued from its final checkpoint: its
+    # re-run reports exactly the metrics it had reached, without training again
+    assert set(cut_short.values()) <= {v[2] for v in after.values()}
 
 
 @pytest.mark.slow
