@@ -327,7 +327,17 @@ def tune(
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         from autost.search.scoring import ray_session
 
-        with ray_log(out / "ray.log", echo=ray_output), ray_session(address):
+        left = stop_left_ray(out)
+        if left and progress:
+            print(f"stopped {left} processes of the local Ray a killed run left", file=sys.stderr)
+        import ray
+
+        starts_ray = address is None and not ray.is_initialized()
+        with (
+            ray_log(out / "ray.log", echo=ray_output),
+            ray_session(address),
+            local_ray_record(out, started_here=starts_ray),
+        ):
             requeue(study, interrupted)
             _run(setup, record, define, study, out, remaining, progress and not ray_output)
         finished, _ = read_trials(study, architecture, out / "study.db")
@@ -384,11 +394,10 @@ def _open_study(out: Path, record: dict[str, Any], create: bool) -> Any:
     it (Optuna would otherwise add missing tables to whatever file it is given)."""
     import optuna
 
-    from autost.studydb import check_sqlite_study
+    from autost.search.study import check_storage
 
-    db = out / "study.db"
-    if not create:
-        check_sqlite_study(db, STUDY_NAME)
+    url = f"sqlite:///{out / 'study.db'}"
+    check_storage(url, resume=not create)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     metrics = OBJECTIVES[record["objective"]]
     sampler: Any
@@ -396,7 +405,7 @@ def _open_study(out: Path, record: dict[str, Any], create: bool) -> Any:
         sampler = optuna.samplers.NSGAIISampler(seed=record["seed"])
     else:
         sampler = optuna.samplers.TPESampler(seed=record["seed"])
-    storage = optuna.storages.RDBStorage(f"sqlite:///{db}")
+    storage = optuna.storages.RDBStorage(url)
     directions = [
         optuna.study.StudyDirection.MAXIMIZE,
         optuna.study.StudyDirection.MINIMIZE,
@@ -405,9 +414,14 @@ def _open_study(out: Path, record: dict[str, Any], create: bool) -> Any:
         return optuna.create_study(
             storage=storage, study_name=STUDY_NAME, sampler=sampler, directions=directions
         )
-    study = optuna.load_study(study_name=STUDY_NAME, storage=storage, sampler=sampler)
+    try:
+        study = optuna.load_study(study_name=STUDY_NAME, storage=storage, sampler=sampler)
+    except KeyError:
+        raise AutostError(
+            f"{out / 'study.db'}: holds no study {STUDY_NAME!r} (nothing was changed)"
+        ) from None
     if list(study.directions) != directions:
-        raise AutostError(f"{db}: the study's directions do not match --objective")
+        raise AutostError(f"{out / 'study.db'}: the study's directions do not match --objective")
     return study
 
 
@@ -439,6 +453,85 @@ def ray_log(path: Path, echo: bool) -> Iterator[None]:
             os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
         else:
             os.environ["RAY_AIR_NEW_OUTPUT"] = output
+
+
+LOCAL_RAY = "ray-local.json"  # the processes of the local Ray a run started, while it runs
+
+
+def _proc_start(pid: int) -> int | None:
+    """The start time (clock ticks after boot) of process ``pid``; with the pid, an identity
+    that a reused pid does not share. ``None`` when it is gone or /proc is missing."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            parent = int(Path(entry, "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+@contextmanager
+def local_ray_record(out: Path, started_here: bool) -> Iterator[None]:
+    """While a local Ray this process started runs, ``out/ray-local.json`` lists its processes
+    (pid and start time), so that a resume after ``kill -9`` can stop what was left."""
+    path = out / LOCAL_RAY
+    if started_here and Path("/proc").is_dir():
+        found = [(p, _proc_start(p)) for p in _descendants(os.getpid())]
+        atomic_write_text(path, json.dumps({"processes": [f for f in found if f[1]]}) + "\n")
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def stop_left_ray(out: Path) -> int:
+    """Stop the local Ray processes a killed run in ``out`` left running; how many.
+
+    The file is untrusted: a process is stopped only if its pid and start time both match
+    and its command line is Ray's; anything malformed is ignored.
+    """
+    import signal
+
+    path = out / LOCAL_RAY
+    try:
+        entries = json.loads(path.read_text())["processes"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+    stopped = 0
+    for entry in entries if isinstance(entries, list) else []:
+        if not (
+            isinstance(entry, list)
+            and len(entry) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in entry)
+        ):
+            continue
+        pid, start = entry
+        if pid <= 1 or pid == os.getpid() or _proc_start(pid) != start:
+            continue
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"ray" not in command.lower():
+                continue
+            os.kill(pid, signal.SIGKILL)
+            stopped += 1
+        except OSError:
+            continue
+    path.unlink(missing_ok=True)
+    return stopped
 
 
 def _session_name(tune_dir: Path) -> str:

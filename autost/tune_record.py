@@ -173,8 +173,9 @@ class StudySearcher(Searcher):
         ray_trial = self.ray_trials.get(trial_id)
         text = ""
         if ray_trial is not None:
-            try:
-                text = str(ray_trial.get_error() or "")
+            try:  # Ray's text error file, in the trial's local folder (synced to storage later)
+                local = ray_trial.error_file
+                text = Path(local).read_text(errors="replace") if local else ""
             except Exception:  # the error file is Ray's; its absence is not ours to fail on
                 text = ""
         lines = [line for line in text.strip().splitlines() if line.strip()]

@@ -44,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(args.out or tempfile.mkdtemp(prefix="autost-evo-"))
     settings = EvolutionSettings()
-    children = settings.population * settings.generations
+    children = 1000  # population 50 x 20 generations, as AutoST runs it
     timings = {}
     for label, storage in (("sqlite", None), ("journal", f"journal:{root / 'study.log'}")):
         start = time.perf_counter()

@@ -402,3 +402,61 @@ def _is_trial(proc: psutil.Process) -> bool:
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
     return "ImplicitFunc" in title or "run_trial" in title
+
+
+def test_resume_stops_only_the_local_ray_a_killed_run_left(tmp_path: Path) -> None:
+    from autost.tune import LOCAL_RAY, _proc_start, stop_left_ray
+
+    sleeper = "import time; time.sleep(120)"
+    left = subprocess.Popen([sys.executable, "-c", sleeper, "ray::DashboardAgent"])
+    other = subprocess.Popen([sys.executable, "-c", sleeper, "ray::RuntimeEnvAgent"])
+    plain = subprocess.Popen([sys.executable, "-c", sleeper])
+    try:
+        time.sleep(0.5)
+        start = _proc_start(left.pid)
+        assert start is not None
+        processes = [
+            [left.pid, start],
+            [other.pid, (_proc_start(other.pid) or 0) + 1],  # a reused pid: another process
+            [plain.pid, _proc_start(plain.pid)],  # not a Ray process
+            "junk",
+            [1, 0],
+        ]
+        (tmp_path / LOCAL_RAY).write_text(json.dumps({"processes": processes}))
+        assert stop_left_ray(tmp_path) == 1
+        assert left.wait(timeout=10) == -9
+        assert other.poll() is None and plain.poll() is None
+        assert not (tmp_path / LOCAL_RAY).exists()
+        (tmp_path / LOCAL_RAY).write_text("{not json")
+        assert stop_left_ray(tmp_path) == 0
+    finally:
+        for proc in (left, other, plain):
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--timesteps", "2,x"], "--timesteps: expected comma-separated integers"),
+        (["--timesteps", "0,2"], "--timesteps: values must be >= 1"),
+        (["--objective", "accuracy,banana"], "unknown objective 'accuracy,banana'"),
+        (["--out", "FILE"], "is a file, not a folder"),
+        (["--trials", "many"], "argument --trials: invalid int value"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_tune_input_is_one_line_and_writes_nothing(
+    tmp_path: Path, args: list[str], says: str
+) -> None:
+    target = tmp_path / "file.txt"
+    target.write_text("keep me")
+    args = [str(target) if a == "FILE" else a for a in args]
+    if "--out" not in args:
+        args += ["--out", str(tmp_path / "never")]
+    result = run_tune("--space", "digits", "--trials", "1", *args, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert says in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
+    assert target.read_text() == "keep me"

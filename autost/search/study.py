@@ -50,6 +50,95 @@ def optuna_storage(url: str) -> Any:
     return JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
 
 
+#: tables every Optuna RDB schema has; a database with other tables but not these is foreign
+def optuna_tables() -> frozenset[str]:
+    """Every table of Optuna's schema, with Alembic's version table: Optuna adds any of them
+    that is missing to the database it opens, so a storage lacking one is not opened."""
+    from optuna.storages._rdb import models
+
+    return frozenset({*models.BaseModel.metadata.tables, "alembic_version"})
+
+
+def check_storage(url: str, resume: bool) -> None:
+    """Refuse, before Optuna touches it, a storage that cannot hold the run's study.
+
+    Optuna creates its schema in whatever database it opens, so an empty file, a file that
+    is not a database, another application's database, or (on ``resume``) a storage without
+    Optuna tables would be rewritten before the "no study" error. Everything here only reads.
+    """
+    if url.startswith("journal:"):
+        path = Path(url[len("journal:") :])
+        if resume and url != "journal:" and not path.exists():
+            raise AutostError(f"{url}: the journal file does not exist; nothing to resume")
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise AutostError(f"cannot open the study storage {url}: not a database URL") from exc
+    if parsed.get_backend_name() == "sqlite":
+        tables = _sqlite_tables(url, parsed.database, parsed.query)
+        if resume and tables == set() and not Path(str(parsed.database)).exists():
+            raise AutostError(f"{parsed.database} does not exist: no study to resume")
+    else:
+        tables = _server_tables(url)
+    if tables is None or tables >= optuna_tables():
+        return
+    if resume:
+        raise AutostError(f"{url}: holds no Optuna study to resume (nothing was changed)")
+    if tables:
+        listed = ", ".join(sorted(tables)[:5])
+        raise AutostError(
+            f"{url}: a database of another application (tables {listed}), not an Optuna "
+            "study storage; choose another --storage (nothing was changed)"
+        )
+
+
+def _sqlite_tables(url: str, database: str | None, query: Any) -> set[str] | None:
+    """Table names of the SQLite file ``database``, read-only (none for a file still to be
+    created); ``None`` for an in-memory or URI-style database, left to Optuna."""
+    import sqlite3
+    from contextlib import closing
+
+    if not database or database == ":memory:" or query.get("uri"):
+        return None
+    path = Path(database)
+    if not path.exists():
+        return set()
+    if path.is_dir():
+        raise AutostError(f"cannot open the study storage {url}: {path} is a folder")
+    if path.stat().st_size == 0:
+        raise AutostError(
+            f"{path}: an empty file, not an Optuna study database (nothing was changed)"
+        )
+    try:
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        with closing(sqlite3.connect(uri, uri=True, timeout=5)) as conn:
+            rows = conn.execute("select name from sqlite_master where type = 'table'").fetchall()
+    except sqlite3.Error as exc:
+        raise AutostError(
+            f"cannot open the study storage {url}: {exc} (nothing was changed)"
+        ) from exc
+    return {str(name) for (name,) in rows}
+
+
+def _server_tables(url: str) -> set[str]:
+    """Table names of a database server's schema (PostgreSQL, MySQL, ...), read-only."""
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(url)
+        try:
+            return set(sqlalchemy.inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
+    except Exception as exc:  # sqlalchemy / driver errors: unreachable server, bad URL, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AutostError(f"cannot open the study storage {url}: {first}") from exc
+
+
 def open_study(
     out: Path,
     storage: str | None,
@@ -71,6 +160,7 @@ def open_study(
     else:
         sampler = optuna.samplers.RandomSampler(seed=seed)
     url = storage_url(out, storage)
+    check_storage(url, resume)
     try:
         backend = optuna_storage(url)
         if resume:
