@@ -24,14 +24,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -309,7 +307,7 @@ def tune(
         study = _open_study(out, record, create=False)
     else:
         if address is not None:  # before anything is written
-            from autost.search.scoring import check_ray_address
+            from autost.ray_util import check_ray_address
 
             check_ray_address(address)
         out.mkdir(parents=True, exist_ok=True)
@@ -325,7 +323,7 @@ def tune(
     remaining = trials - len(finished)
     if remaining > 0:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        from autost.search.scoring import ray_session
+        from autost.ray_util import local_ray_record, ray_log, ray_session, stop_left_ray
 
         left = stop_left_ray(out)
         if left and progress:
@@ -423,115 +421,6 @@ def _open_study(out: Path, record: dict[str, Any], create: bool) -> Any:
     if list(study.directions) != directions:
         raise AutostError(f"{out / 'study.db'}: the study's directions do not match --objective")
     return study
-
-
-@contextmanager
-def ray_log(path: Path, echo: bool) -> Iterator[None]:
-    """Ray's Python log lines (``ray`` and ``ray.*`` loggers) go to ``path`` for the block,
-    and to the terminal too only with ``echo``."""
-    import ray  # noqa: F401  (Ray configures its loggers on import; take them over after)
-
-    logger = logging.getLogger("ray")
-    saved = (list(logger.handlers), logger.propagate, logger.level)
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    output = os.environ.get("RAY_AIR_NEW_OUTPUT")
-    if not echo:
-        logger.handlers = []
-        logger.propagate = False
-        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # the legacy reporter, silent at verbose=0
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        handler.close()
-        logger.handlers, logger.propagate = saved[0], saved[1]
-        logger.setLevel(saved[2])
-        if output is None:
-            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
-        else:
-            os.environ["RAY_AIR_NEW_OUTPUT"] = output
-
-
-LOCAL_RAY = "ray-local.json"  # the processes of the local Ray a run started, while it runs
-
-
-def _proc_start(pid: int) -> int | None:
-    """The start time (clock ticks after boot) of process ``pid``; with the pid, an identity
-    that a reused pid does not share. ``None`` when it is gone or /proc is missing."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return int(stat.rsplit(")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            parent = int(Path(entry, "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(parent, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-@contextmanager
-def local_ray_record(out: Path, started_here: bool) -> Iterator[None]:
-    """While a local Ray this process started runs, ``out/ray-local.json`` lists its processes
-    (pid and start time), so that a resume after ``kill -9`` can stop what was left."""
-    path = out / LOCAL_RAY
-    if started_here and Path("/proc").is_dir():
-        found = [(p, _proc_start(p)) for p in _descendants(os.getpid())]
-        atomic_write_text(path, json.dumps({"processes": [f for f in found if f[1]]}) + "\n")
-    try:
-        yield
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def stop_left_ray(out: Path) -> int:
-    """Stop the local Ray processes a killed run in ``out`` left running; how many.
-
-    The file is untrusted: a process is stopped only if its pid and start time both match
-    and its command line is Ray's; anything malformed is ignored.
-    """
-    import signal
-
-    path = out / LOCAL_RAY
-    try:
-        entries = json.loads(path.read_text())["processes"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
-    stopped = 0
-    for entry in entries if isinstance(entries, list) else []:
-        if not (
-            isinstance(entry, list)
-            and len(entry) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) for v in entry)
-        ):
-            continue
-        pid, start = entry
-        if pid <= 1 or pid == os.getpid() or _proc_start(pid) != start:
-            continue
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes()
-            if b"ray" not in command.lower():
-                continue
-            os.kill(pid, signal.SIGKILL)
-            stopped += 1
-        except OSError:
-            continue
-    path.unlink(missing_ok=True)
-    return stopped
 
 
 def _session_name(tune_dir: Path) -> str:

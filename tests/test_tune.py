@@ -405,7 +405,7 @@ def _is_trial(proc: psutil.Process) -> bool:
 
 
 def test_resume_stops_only_the_local_ray_a_killed_run_left(tmp_path: Path) -> None:
-    from autost.tune import LOCAL_RAY, _proc_start, stop_left_ray
+    from autost.ray_util import LOCAL_RAY, _proc_start, stop_left_ray
 
     sleeper = "import time; time.sleep(120)"
     left = subprocess.Popen([sys.executable, "-c", sleeper, "ray::DashboardAgent"])

@@ -4,8 +4,6 @@ the ensemble reference pool of a run."""
 from __future__ import annotations
 
 import os
-import socket
-import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -13,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from autost.config import ArchConfig
-from autost.errors import AutostError
+from autost.ray_util import check_ray_address, init_ray, ray_session
 from autost.space import SearchSpace
+
+__all__ = ["check_ray_address", "connect_ray", "init_ray", "ray_session", "reference_pool"]
 
 # ------------------------------------------------------------------------------ scoring
 
@@ -115,55 +115,6 @@ class Executor:
             self._pool.shutdown(cancel_futures=True)
 
 
-def check_ray_address(address: str, timeout: float = 10.0) -> None:
-    """Fail within ``timeout`` seconds, with one clear line, when nothing listens at ``address``.
-
-    ``ray.init`` itself retries an unreachable GCS for minutes; a TCP connect does not.
-    ``auto`` and ``local`` are passed through to Ray.
-    """
-    if address in ("auto", "local"):
-        return
-    host, _, port = address.split("://", 1)[-1].rpartition(":")
-    if not host or not port.isdigit():
-        raise AutostError(f"bad Ray address {address!r}: expected HOST:PORT or ray://HOST:PORT")
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise AutostError(f"cannot reach the Ray cluster at {address}: {reason}") from exc
-
-
-def init_ray(address: str | None) -> bool:
-    """Join the cluster at ``address`` (checked first, so an unreachable one fails fast) or,
-    without one, start a local Ray; ``True`` when this call started a local instance, which
-    the caller then shuts down. Nothing happens when Ray is already initialised."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    if address is not None:
-        check_ray_address(address)
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    except Exception as exc:  # ray raises ConnectionError, RuntimeError, ... by version
-        raise AutostError(f"cannot start or reach Ray ({address or 'local'}): {exc}") from exc
-    return address is None
-
-
-@contextmanager
-def ray_session(address: str | None) -> Iterator[None]:
-    """:func:`init_ray` for the block; a local instance started here is stopped after it."""
-    import ray
-
-    started = init_ray(address)
-    try:
-        yield
-    finally:
-        if started:
-            ray.shutdown()
-
-
 def connect_ray(address: str) -> Any:
     """Join a running Ray cluster, failing fast with one clear line when it is unreachable."""
     import ray
@@ -183,10 +134,5 @@ def reference_pool(
     if resume and path.exists():
         scorer.set_reference(path)
     else:
-        if progress:
-            print(
-                f"scoring a reference pool of {scorer.reference_size} candidates ...",
-                file=sys.stderr,
-            )
-        scorer.fit_reference(space, seed=seed).save(path)
+        scorer.fit_reference(space, seed=seed, progress=progress).save(path)
     return str(path.resolve())

@@ -72,7 +72,7 @@ def train_distributed(
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from autost.search.scoring import ray_session
+    from autost.ray_util import ray_log, ray_session
 
     if workers < 1:
         raise AutostError(f"workers must be >= 1, got {workers}")
@@ -101,7 +101,8 @@ def train_distributed(
         ),
         run_config=RunConfig(name="train", storage_path=str(out / "ray")),
     )
-    with ray_session(address):
+    out.mkdir(parents=True, exist_ok=True)
+    with ray_log(out / "ray.log", echo=False), ray_session(address):
         try:
             trainer.fit()
         except Exception as exc:  # TrainingFailedError wraps the worker error
