@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from autost.errors import AutostError
 
@@ -94,6 +94,7 @@ def _cmd_proxies(args: argparse.Namespace) -> int:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
+    from autost.data import parse_options
     from autost.search import EvolutionSettings, leaderboard_rows, search
 
     evolution = EvolutionSettings(
@@ -122,22 +123,26 @@ def _cmd_search(args: argparse.Namespace) -> int:
         study_name=args.study_name,
         evolution=evolution,
         progress=not args.quiet,
+        root=args.root,
+        dataset_options=parse_options(args.dataset_option),
     )
     rows = leaderboard_rows(result.leaderboard[: args.show])
-    print(
-        f"\n{len(result.leaderboard)} distinct candidates scored "
-        f"({result.evaluated} now, {result.resumed} from before) -> {result.out}"
-    )
+    print(f"\n{result.summary()} -> {result.out}")
+    # per-layer heads and MLP ratios tell apart rows that share size, depth and attention
+    heads = max([len("heads"), *(len(row["num_heads"]) for row in rows)])
+    mlp = max([len("mlp"), *(len(row["mlp_ratios"]) for row in rows)])
     print(
         f"{'#':>3} {'score':>10} {'params':>9} {'MFLOPs':>9} {'T':>2} {'depth':>5} "
-        f"{'dim':>4}  attention"
+        f"{'dim':>4}  {'heads':<{heads}}  {'mlp':<{mlp}}  attention"
     )
     for row in rows:
         print(
             f"{row['rank']:>3} {row['score']:>10.4g} {row['params'] / 1e6:>8.2f}M "
             f"{row['flops'] / 1e6:>9.1f} {row['timesteps']:>2} {row['depth']:>5} "
-            f"{row['embed_dim']:>4}  {row['attention']}"
+            f"{row['embed_dim']:>4}  {row['num_heads']:<{heads}}  {row['mlp_ratios']:<{mlp}}  "
+            f"{row['attention']}"
         )
+    print(result.score_meaning)
     print(f"best config: {result.out / 'best.json'}")
     return 0
 
@@ -151,6 +156,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from autost.data import parse_options
     from autost.training import TrainSettings, train
 
     overrides = {
@@ -173,6 +179,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         workers=args.workers,
         gpus_per_worker=args.gpus_per_worker,
         address=args.address,
+        dataset_options=parse_options(args.dataset_option),
         **overrides,
     )
     if result.status != "completed":
@@ -195,6 +202,14 @@ def _add_train(sub: Any) -> None:
     t.add_argument("config", help="preset name, config JSON, best.json or search run directory")
     t.add_argument("--dataset", default="digits")
     t.add_argument("--root", default=None, help="dataset files (for datasets that need them)")
+    t.add_argument(
+        "--dataset-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dataset loader option KEY=VALUE, repeatable (e.g. source=test: MNIST from its t10k "
+        "files alone; image_size=16)",
+    )
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--lr", type=float, default=None)
@@ -215,11 +230,12 @@ def _add_train(sub: Any) -> None:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
+    from autost.data import parse_options
     from autost.tune import tune
 
     if args.resume and args.out is None:
         raise AutostError("--resume needs --out DIR, the run to continue")
-    steps = [int(t) for t in args.timesteps.split(",")] if args.timesteps else None
+    steps = _int_list("--timesteps", args.timesteps) if args.timesteps else None
     result = tune(
         args.space,
         from_dir=args.from_dir,
@@ -240,6 +256,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         timesteps=steps,
         root=args.root,
         progress=not args.quiet,
+        ray_output=args.ray_output,
+        dataset_options=parse_options(args.dataset_option),
     )
     if not result.leaderboard:
         print(f"autost: every trial failed or stopped: {result.summary()}", file=sys.stderr)
@@ -262,9 +280,19 @@ def _add_tune(sub: Any) -> None:
     t.add_argument("--top", type=int, default=5, help="finalists taken from --from")
     t.add_argument("--dataset", default="digits")
     t.add_argument("--root", default=None, help="dataset files (for datasets that need them)")
+    t.add_argument(
+        "--dataset-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dataset loader option KEY=VALUE, repeatable (e.g. source=test: MNIST from its t10k "
+        "files alone; image_size=16)",
+    )
     t.add_argument("--trials", type=int, default=10)
     t.add_argument("--epochs", type=int, default=5, help="epochs per trial (ASHA's max_t)")
-    t.add_argument("--objective", default="accuracy", choices=["accuracy", "accuracy,energy"])
+    t.add_argument(
+        "--objective", default="accuracy", help="accuracy (TPE) or accuracy,energy (NSGA-II)"
+    )
     t.add_argument("--timesteps", default=None, help="comma-separated T choices to tune")
     t.add_argument("--address", default=None, help="Ray cluster address (default: local Ray)")
     t.add_argument("--cpus-per-trial", type=float, default=1)
@@ -274,12 +302,33 @@ def _add_tune(sub: Any) -> None:
     t.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default=None, help="run directory (default: runs/tune-<date>-<time>)")
-    t.add_argument("--resume", action="store_true", help="restore the experiment in --out")
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out (finished trials are kept, interrupted ones continue)",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress output")
+    t.add_argument(
+        "--ray-output", action="store_true", help="show Ray's own output (always in DIR/ray.log)"
+    )
     t.set_defaults(func=_cmd_tune)
 
 
+def _int_list(option: str, text: str) -> list[int]:
+    """``2,4`` as ``[2, 4]``; one clear line for anything else."""
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise AutostError(
+            f"{option}: expected comma-separated integers such as 2,4, got {text!r}"
+        ) from None
+    if any(v < 1 for v in values):
+        raise AutostError(f"{option}: values must be >= 1, got {text!r}")
+    return values
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    from autost.data import parse_options
     from autost.pipeline import run
 
     result = run(
@@ -299,12 +348,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         only=args.only,
         root=args.root,
         progress=not args.quiet,
+        dataset_options=parse_options(args.dataset_option),
     )
     print(
         f"ran: {', '.join(result.ran) or 'nothing'}; already done or skipped: "
         f"{', '.join(result.skipped) or 'nothing'}"
     )
-    print(f"bundle: {result.bundle} (autost.create_model({str(result.bundle)!r}))")
+    for line in result.summary():
+        print(line)
     return 0
 
 
@@ -314,11 +365,21 @@ def _add_run(sub: Any) -> None:
         help="search, tune, train and export in one resumable command",
         description="Training-free search, tuning of the top-K on Ray Tune, full training of "
         "the winner and export of a bundle (config with provenance, weights, report, plots). "
-        "Finished stages are skipped when the command is run again.",
+        "Finished stages are skipped when the command is run again with the same settings "
+        "(other settings into the same --out are refused); --only STAGE runs that stage again "
+        "even when it finished (--only export rewrites the bundle).",
     )
     r.add_argument("--space", required=True, help="search space name or TOML path")
     r.add_argument("--dataset", default="digits")
     r.add_argument("--root", default=None, help="dataset files (for datasets that need them)")
+    r.add_argument(
+        "--dataset-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dataset loader option KEY=VALUE, repeatable (e.g. source=test: MNIST from its t10k "
+        "files alone; image_size=16)",
+    )
     r.add_argument("--out", default="runs/run", help="run directory (default: runs/run)")
     r.add_argument("--evaluator", default="zero-cost")
     r.add_argument("--strategy", default="evolution")
@@ -337,9 +398,16 @@ def _add_run(sub: Any) -> None:
     r.set_defaults(func=_cmd_run)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors as one line (``--help`` still prints the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="autost",
         description="Training-free architecture search for spiking transformers.",
     )
@@ -384,7 +452,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="evolution",
         help="random | evolution | tpe | nsga2 (default: evolution)",
     )
-    s.add_argument("--budget", type=int, default=200, help="candidates to score")
+    s.add_argument(
+        "--budget",
+        type=int,
+        default=200,
+        help="candidates to draw (evolution runs as many generations as that takes)",
+    )
     s.add_argument(
         "--constraint",
         action="append",
@@ -393,6 +466,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--dataset", default=None, help="dataset for data proxies (recipe's default)")
+    s.add_argument("--root", default=None, help="dataset files (for datasets that need them)")
+    s.add_argument(
+        "--dataset-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dataset loader option KEY=VALUE, repeatable (e.g. source=test: MNIST from its t10k "
+        "files alone; image_size=16)",
+    )
     s.add_argument("--out", default=None, help="run directory (default: runs/search-<date>-<time>)")
     s.add_argument("--resume", action="store_true", help="continue the run in --out")
     s.add_argument("--workers", type=int, default=1, help="local scoring processes")
@@ -411,7 +493,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--parents", type=int, default=10, help="evolution: parents")
     s.add_argument("--mutations", type=int, default=25, help="evolution: mutations")
     s.add_argument("--crossovers", type=int, default=25, help="evolution: crossovers")
-    s.add_argument("--generations", type=int, default=20, help="evolution: generations")
+    s.add_argument(
+        "--generations",
+        type=int,
+        default=None,
+        help="evolution: at most this many generations; it must leave room for --budget "
+        "(default: as many as --budget needs)",
+    )
     s.add_argument("--show", type=int, default=10, help="rows of the final table")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_search)

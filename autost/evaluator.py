@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -116,9 +117,10 @@ class Evaluator:
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, name_or_path: str | os.PathLike[str]) -> Evaluator:
-        """A shipped recipe by name (``autost.evaluator.list_evaluators()``) or a TOML path."""
+        """A shipped recipe by name (``autost.evaluator.list_evaluators()``), a TOML path, or
+        a JSON file of :meth:`to_dict` (what a search run with ``root``/options scores with)."""
         path = Path(name_or_path)
-        if path.suffix == ".toml" or path.exists():
+        if path.suffix in (".toml", ".json") or path.exists():
             try:
                 text, source = path.read_text(encoding="utf-8"), str(path)
             except OSError as exc:
@@ -136,6 +138,16 @@ class Evaluator:
                     f"(shipped: {', '.join(sorted(shipped))}; or pass a .toml path)"
                 )
             text, source = shipped[key].read_text(encoding="utf-8"), f"evaluators/{key}.toml"
+        if path.suffix == ".json":  # a recipe as to_dict() writes it (a search run's own)
+            import json
+
+            try:
+                data = json.loads(text)
+            except ValueError as exc:
+                raise AutostError(f"{source}: malformed JSON: {exc}") from exc
+            if not isinstance(data, dict):
+                raise AutostError(f"{source}: expected a JSON object (a recipe)")
+            return cls.from_dict(data, source)
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -302,6 +314,26 @@ class Evaluator:
             assert self.reference is not None
         return self.reference.score(raw, self.weights)
 
+    def describe_score(self) -> str:
+        """What ``score`` means for this recipe, in one line (e.g. under a leaderboard)."""
+        if not self.is_ensemble:
+            (name,) = self.weights
+            proxy = get_proxy(name)
+            doc = (type(proxy).__doc__ or "").strip().splitlines()
+            summary = re.sub(r"\s*\((higher|lower) is better\)", "", doc[0] if doc else name)
+            summary = summary.rstrip(".")
+            if proxy.sign > 0:
+                return f"score: {name} ({summary}); higher is better"
+            return f"score: -{name} ({name}: {summary}; lower is better), so higher is better"
+        equal = len(set(self.weights.values())) == 1
+        parts = self.proxies if equal else [f"{n} x{w:g}" for n, w in self.weights.items()]
+        size = self.reference.size if self.reference is not None else self.reference_size
+        return (
+            f"score: {self.name} rank ensemble of {', '.join(parts)} "
+            f"({'mean' if equal else 'weighted mean'} percentile among {size} reference "
+            "candidates, 0 to 1; higher is better)"
+        )
+
     def score(self, config: ArchConfig) -> dict[str, float]:
         """Every proxy's raw value for ``config`` and the combined ``score`` (higher is better)."""
         raw = self.raw_scores(config)
@@ -337,11 +369,14 @@ class Evaluator:
         copy.name = self.name
         return copy
 
-    def fit_reference(self, candidates: Sequence[ArchConfig] | Any, seed: int = 0) -> ReferencePool:
+    def fit_reference(
+        self, candidates: Sequence[ArchConfig] | Any, seed: int = 0, progress: bool = False
+    ) -> ReferencePool:
         """Score a reference pool and use it.
 
         ``candidates`` is a sequence of configs, or a search space (anything with
-        ``sample(rng)``) from which ``reference.size`` candidates are drawn with ``seed``.
+        ``sample(rng)``) from which ``reference.size`` candidates are drawn with ``seed``;
+        ``progress`` shows a progress bar on stderr while they are scored.
         """
         if hasattr(candidates, "sample"):
             rng = np.random.default_rng(seed)
@@ -350,7 +385,13 @@ class Evaluator:
             configs = list(candidates)
         if not configs:
             raise AutostError("a reference pool needs at least one candidate")
-        rows = [self.raw_scores(cfg) for cfg in configs]
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            configs, desc="reference pool", unit="cand", disable=not progress, dynamic_ncols=True
+        )
+        with bar:
+            rows = [self.raw_scores(cfg) for cfg in bar]
         pool = ReferencePool.from_rows(
             rows, self.proxies, evaluator=self.name, recipe=self.to_dict(),
             draw_seed=seed, configs=[cfg.to_dict() for cfg in configs],

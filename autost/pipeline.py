@@ -2,9 +2,11 @@
 
 Each stage writes its own folder under ``out`` (``search/``, ``tune/``, ``train/``,
 ``bundle/``) with the conventions of the stand-alone commands, and ``out/pipeline.json``
-records the stages that finished. A re-run skips finished stages and resumes an interrupted
-one; ``skip`` leaves stages out (without tuning, the search's best config is trained with the
-default recipe) and ``only`` runs one stage on the outputs of the earlier ones.
+records the run's settings and the stages that finished. A re-run with the same settings skips
+finished stages and resumes an interrupted one; other settings are refused, naming the first
+that differs. ``skip`` leaves stages out (without tuning, the search's best config is trained
+with the default recipe) and ``only`` runs one stage on the outputs of the earlier ones, even
+when it finished before (``only="export"`` rewrites the bundle).
 
 The export bundle (``bundle/``) holds ``config.json`` (the schema-versioned config with its
 provenance), ``weights.pt`` (weights only), ``report.md`` and the plots it shows;
@@ -15,15 +17,31 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autost.config import ArchConfig
 from autost.errors import AutostError
 from autost.io import atomic_write_text
 
 STAGES = ("search", "tune", "train", "export")
+#: what a run is made with: a re-run into the same folder must repeat them
+SETTINGS = (
+    "space",
+    "dataset",
+    "evaluator",
+    "strategy",
+    "budget",
+    "top",
+    "trials",
+    "tune_epochs",
+    "epochs",
+    "seed",
+    "root",
+    "dataset_options",
+)
 
 
 @dataclass
@@ -35,15 +53,44 @@ class RunResult:
     ran: list[str]
     skipped: list[str]
 
+    def summary(self) -> list[str]:
+        """Lines about the outcome: the winner, its params and accuracy, the bundle."""
+        return summary(self.out)
+
 
 def _state(out: Path) -> dict[str, Any]:
     path = out / "pipeline.json"
-    return json.loads(path.read_text()) if path.exists() else {"stages": {}}
+    if not path.exists():
+        return {"stages": {}}
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise AutostError(f"{path}: unreadable run record ({exc})") from exc
+    if not isinstance(state, dict) or not isinstance(state.get("stages"), dict):
+        raise AutostError(f"{path}: not an autost run record (no 'stages' table)")
+    return state
+
+
+def _save(out: Path, state: dict[str, Any]) -> None:
+    atomic_write_text(out / "pipeline.json", json.dumps(state, indent=2) + "\n")
 
 
 def _finish(out: Path, state: dict[str, Any], stage: str, info: dict[str, Any]) -> None:
     state["stages"][stage] = {"status": "complete", "finished": time.strftime("%FT%T%z"), **info}
-    atomic_write_text(out / "pipeline.json", json.dumps(state, indent=2) + "\n")
+    _save(out, state)
+
+
+def _check_settings(out: Path, state: dict[str, Any], settings: dict[str, Any]) -> None:
+    """Refuse to continue a run made with other settings (a run from before settings were
+    recorded adopts these)."""
+    previous = state.get("settings", {})
+    for key in SETTINGS:
+        if key in previous and previous[key] != settings[key]:
+            raise AutostError(
+                f"{out} holds a run made with {key}={previous[key]!r}, not {settings[key]!r}: "
+                "run again with its settings to resume it, or choose another --out "
+                "(nothing was changed)"
+            )
 
 
 def run(
@@ -64,20 +111,43 @@ def run(
     only: str | None = None,
     root: str | Path | None = None,
     progress: bool = True,
+    dataset_options: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Search ``space``, tune its ``top`` finalists with ``trials`` short trainings, train the
-    winner for ``epochs`` epochs on ``dataset`` and export it; see the module docstring."""
+    winner for ``epochs`` epochs on ``dataset`` and export it; see the module docstring.
+    ``root`` and ``dataset_options`` (``autost.data.load_dataset`` options) reach every stage
+    that reads the dataset."""
     unknown = sorted(set(skip) - set(STAGES)) + ([only] if only and only not in STAGES else [])
     if unknown:
         raise AutostError(f"unknown stage(s) {unknown} (stages: {', '.join(STAGES)})")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    options = dict(dataset_options or {})
+    settings = {
+        "space": str(space),
+        "dataset": dataset,
+        "evaluator": str(evaluator),
+        "strategy": strategy,
+        "budget": budget,
+        "top": top,
+        "trials": trials,
+        "tune_epochs": tune_epochs,
+        "epochs": epochs,
+        "seed": seed,
+        "root": None if root is None else str(root),
+        "dataset_options": options,
+    }
     state = _state(out)
+    _check_settings(out, state, settings)
+    out.mkdir(parents=True, exist_ok=True)
+    if state.get("settings") != settings:
+        state["settings"] = settings
+        _save(out, state)
     ran: list[str] = []
     skipped: list[str] = []
     for stage in STAGES:
         wanted = stage == only if only else stage not in skip
-        if not wanted or state["stages"].get(stage, {}).get("status") == "complete":
+        done = state["stages"].get(stage, {}).get("status") == "complete"
+        if not wanted or (done and only is None):
             skipped.append(stage)
             continue
         if stage == "search":
@@ -95,12 +165,12 @@ def run(
                 resume=(folder / "run.json").exists(),
                 address=address,
                 progress=progress,
+                root=root,
+                dataset_options=options,
             )
             _finish(out, state, stage, {"best": result.best.key, "evaluated": result.evaluated})
         elif stage == "tune":
-            from ray.tune import Tuner
-
-            from autost.tune import EXPERIMENT, tune
+            from autost.tune import tune
 
             _need(out / "search" / "best.json", "tune", "search")
             folder = out / "tune"
@@ -112,16 +182,17 @@ def run(
                 epochs=tune_epochs,
                 address=address,
                 out=folder,
-                resume=Tuner.can_restore(str(folder.resolve() / EXPERIMENT)),
+                resume=(folder / "tune.json").exists(),
                 seed=seed,
                 root=root,
                 progress=progress,
+                dataset_options=options,
             )
             if not tuned.leaderboard:
                 raise AutostError(f"tuning produced no complete trial: {tuned.summary()}")
             _finish(out, state, stage, {"summary": tuned.summary()})
         elif stage == "train":
-            _train(out, dataset, epochs, seed, root, progress)
+            _train(out, dataset, epochs, seed, root, options, progress)
             _finish(out, state, stage, {})
         else:
             from autost.report import export_bundle
@@ -144,6 +215,7 @@ def _train(
     epochs: int,
     seed: int,
     root: str | Path | None,
+    options: Mapping[str, Any],
     progress: bool,
 ) -> None:
     """Train the tuned winner (its lr, weight decay and T), or the search's best config, in
@@ -169,7 +241,49 @@ def _train(
         progress=progress,
         epochs=epochs,
         seed=seed,
+        dataset_options=dict(options),
         **overrides,
     )
     if result.status != "completed":
         raise AutostError(f"training the winner failed: {result.failure}")
+
+
+def describe(config: ArchConfig) -> str:
+    """An architecture in one line: depth, width, heads, MLP ratios, attention and T."""
+
+    def join(values: Sequence[Any]) -> str:
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+    return (
+        f"depth {config.depth}, dim {config.embed_dim}, heads {join(config.num_heads)}, "
+        f"mlp ratios {join(config.mlp_ratios)}, attention {join(config.attention)}, "
+        f"T {config.timesteps}"
+    )
+
+
+def summary(out: str | Path) -> list[str]:
+    """What run ``out`` produced so far: the trained winner (architecture, params, final val
+    accuracy, its search rank) and the bundle, one line each."""
+    import autost
+
+    out = Path(out)
+    lines: list[str] = []
+    status_file = out / "train" / "train.json"
+    if status_file.exists():
+        status = json.loads(status_file.read_text())
+        config = ArchConfig.from_dict(status["config"])
+        lines.append(f"winner: {describe(config)}; {autost.count_params(config):,} params")
+        final = status.get("final") or {}
+        if status.get("status") == "completed" and "val_acc" in final:
+            lines.append(
+                f"final val accuracy: {final['val_acc']:.4f} after {status['epochs_done']} "
+                f"epochs on {status['dataset']}"
+            )
+    bundle = out / "bundle"
+    if (bundle / "config.json").exists():
+        prov = json.loads((bundle / "config.json").read_text()).get("provenance", {})
+        match = prov.get("search") or {}
+        if match.get("rank") is not None:
+            lines.append(f"search rank of the winner: {match['rank']} of {match['of']}")
+        lines.append(f"bundle: {bundle} (autost.create_model({str(bundle)!r}))")
+    return lines

@@ -112,6 +112,37 @@ def _finalist_pairs(run: Path) -> list[tuple[float, float]]:
     return [(board[i].score, acc) for i, acc in sorted(best.items()) if i < len(board)]
 
 
+def search_match(search_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """The search's stored candidate whose config equals ``config``: its rank (1 = best),
+    key, trial number, scores and metrics; when none does, those are ``None`` and ``reason``
+    says so (the scores of another candidate are never borrowed)."""
+    from autost.config import ArchConfig
+    from autost.search import load_run
+
+    target = ArchConfig.from_dict(config)
+    board = load_run(search_dir)
+    for rank, cand in enumerate(board, 1):
+        if cand.config == target:
+            return {
+                "rank": rank,
+                "of": len(board),
+                "key": cand.key,
+                "trial": cand.trial,
+                "scores": cand.scores,
+                "metrics": cand.metrics,
+            }
+    return {
+        "rank": None,
+        "of": len(board),
+        "key": None,
+        "trial": None,
+        "scores": None,
+        "metrics": None,
+        "reason": f"the exported config is none of the {len(board)} candidates the search "
+        "stored, so it has no search rank or proxy scores",
+    }
+
+
 def export_bundle(run: Path, bundle: Path) -> Path:
     """Write ``bundle`` from the stage folders of run ``run``; returns ``bundle``."""
     import optuna
@@ -125,7 +156,7 @@ def export_bundle(run: Path, bundle: Path) -> Path:
     if status.get("status") != "completed":
         raise AutostError(f"{train_dir}: training did not complete ({status.get('status')})")
     metrics = [json.loads(line) for line in (train_dir / "metrics.jsonl").read_text().splitlines()]
-    search_best = json.loads((run / "search" / "best.json").read_text())
+    match = search_match(run / "search", status["config"])
     search_run = json.loads((run / "search" / "run.json").read_text())["settings"]
     tune_best = (
         json.loads((run / "tune" / "best.json").read_text())
@@ -147,7 +178,8 @@ def export_bundle(run: Path, bundle: Path) -> Path:
         "space": search_run["space"]["name"],
         "evaluator": search_run["evaluator"],
         "strategy": search_run["strategy"],
-        "search_scores": search_best["scores"],
+        # the exported architecture's own search record, matched by config equality
+        "search": match,
         "tuning": None
         if tune_best is None
         else {
@@ -176,6 +208,12 @@ def export_bundle(run: Path, bundle: Path) -> Path:
         f"- Final validation accuracy: **{final['val_acc']:.4f}** after {final['epoch']} epochs.",
         f"- Params: {autost.count_params(status['config']):,}; energy per sample "
         f"{final['energy_mj']:.4g} mJ at the measured firing rates.",
+        (
+            f"- Search rank of this architecture: {match['rank']} of {match['of']} "
+            f"(proxy score {match['scores'].get('score', float('nan')):.4g})."
+            if match["rank"] is not None
+            else f"- Search rank: none ({match['reason']})."
+        ),
         f"- Finalists' proxy score against short-training accuracy: Kendall tau {tau:.3f} "
         f"over {len(pairs)} finalists.",
         "",

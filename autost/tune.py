@@ -29,7 +29,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,17 @@ OBJECTIVES = {"accuracy": ("val_acc",), "accuracy,energy": ("val_acc", "energy_m
 EXPERIMENT = "tune"
 RUN_FILES = ("checkpoint.pt", "weights.pt", "train.json", "config.json", "metrics.jsonl")
 # settings a resumed run must share with the run it continues
-RESUME_KEYS = ("space", "from", "dataset", "root", "trials", "epochs", "objective", "seed")
+RESUME_KEYS = (
+    "space",
+    "from",
+    "dataset",
+    "root",
+    "dataset_options",
+    "trials",
+    "epochs",
+    "objective",
+    "seed",
+)
 
 __all__ = ["OBJECTIVES", "STUDY_NAME", "TrialRecord", "TuneResult", "tune"]
 
@@ -231,6 +241,7 @@ def tune(
     weight_decay: tuple[float, float] = (1e-4, 1e-1),
     timesteps: Sequence[int] | None = None,
     root: str | Path | None = None,
+    dataset_options: Mapping[str, Any] | None = None,
     progress: bool = True,
     ray_output: bool = False,
 ) -> TuneResult:
@@ -242,7 +253,9 @@ def tune(
     Without ``address`` a local Ray instance runs the experiment; with it, the experiment joins
     that cluster. ``resume=True`` continues the run in ``out`` from its own records: finished
     trials are kept, interrupted ones continue from their last checkpoint, the rest run.
-    Ray's own log lines go to ``out/ray.log`` (and to the terminal with ``ray_output``).
+    ``root`` and ``dataset_options`` (:func:`autost.data.load_dataset` options) reach every
+    trial's data. Ray's own log lines go to ``out/ray.log`` (and to the terminal with
+    ``ray_output``).
     """
     if objective not in OBJECTIVES:
         raise AutostError(f"unknown objective {objective!r} (choices: {', '.join(OBJECTIVES)})")
@@ -270,7 +283,9 @@ def tune(
             )
     from autost.training.settings import TrainSettings
 
-    settings = TrainSettings(epochs=epochs, batch_size=batch_size, seed=seed)
+    settings = TrainSettings(
+        epochs=epochs, batch_size=batch_size, seed=seed, dataset_options=dataset_options or {}
+    )
     setup = {
         "finalists": [c.to_dict() for c in finalists],
         "space": space_dict,
@@ -285,6 +300,7 @@ def tune(
         "top": top,
         "dataset": dataset,
         "root": setup["root"],
+        "dataset_options": dict(dataset_options or {}),
         "trials": trials,
         "epochs": epochs,
         "objective": objective,

@@ -75,7 +75,7 @@ def test_mnist_idx_files(tmp_path: Path) -> None:
     assert len(test) == 60
     x, y = test[7]
     assert y == 7 and torch.allclose(x[0, 0], torch.from_numpy(images[7] / 255.0).float())
-    with pytest.raises(autost.AutostError, match="train-images-idx3-ubyte"):
+    with pytest.raises(autost.AutostError, match=r"train-images-idx3-ubyte.*source=test"):
         load_dataset("mnist", root=tmp_path, split="train")
     from_test = load_dataset("mnist", root=tmp_path, split="val", source="test")
     assert len(from_test) == 10
@@ -124,15 +124,11 @@ def _nmnist_tree(root: Path, per_class: int = 3) -> None:
 
 
 def test_nmnist_binary_files(tmp_path: Path) -> None:
-    _nmnist_tree(tmp_path)
+    _nmnist_tree(tmp_path, per_class=5)  # the fewest files per digit that give val one
     train = load_dataset("nmnist", root=tmp_path, split="train", timesteps=4, cache_dir=tmp_path)
     test = load_dataset("nmnist", root=tmp_path, split="test", timesteps=4, cache=False)
-    assert (
-        len(test) == 30
-        and len(train)
-        + len(load_dataset("nmnist", root=tmp_path, split="val", timesteps=4, cache=False))
-        == 30
-    )
+    val = load_dataset("nmnist", root=tmp_path, split="val", timesteps=4, cache=False)
+    assert len(test) == 50 and len(train) == 40 and len(val) == 10
     x, _ = test[0]
     assert x.shape == (4, 2, 34, 34) and x.sum() == 200
 
@@ -364,3 +360,45 @@ def test_frames_feed_a_model() -> None:
     )
     x, _ = next(iter(make_loader(ds, 4)))
     assert model(x.transpose(0, 1)).shape == (4, 11)
+
+
+def test_nmnist_with_too_few_files_per_digit_says_why(tmp_path: Path) -> None:
+    _nmnist_tree(tmp_path, per_class=3)
+    assert len(load_dataset("nmnist", root=tmp_path, split="train", cache=False)) == 30
+    why = r"val split is empty: found 3 \.bin files per class.*90/10.*at least 5 \.bin files"
+    with pytest.raises(autost.AutostError, match=why):
+        load_dataset("nmnist", root=tmp_path, split="val", cache=False)
+    # the trainer reports the loader's reason, not a bare "empty train or val split"
+    config = autost.ArchConfig(
+        in_channels=2, image_size=34, num_classes=10, timesteps=2, stem_pooling="0001",
+        embed_dim=32, depth=1, num_heads=(2,), mlp_ratios=(2,),
+    )  # fmt: skip
+    with pytest.raises(autost.AutostError, match=why):
+        autost.train(
+            config, "nmnist", root=tmp_path, out=tmp_path / "run", epochs=1, progress=False,
+            dataset_options={"cache": False},
+        )  # fmt: skip
+
+
+def test_dataset_options_are_parsed_and_checked() -> None:
+    from autost.data import dataset_options, parse_options
+
+    assert parse_options(["source=test", "image_size=16", "cache=false", "cache_dir=/x"]) == {
+        "source": "test", "image_size": 16, "cache": False, "cache_dir": "/x",
+    }  # fmt: skip
+    assert "source" in dataset_options("mnist") and "root" not in dataset_options("mnist")
+    with pytest.raises(autost.AutostError, match="KEY=VALUE"):
+        parse_options(["source"])
+    with pytest.raises(autost.AutostError, match="own argument"):
+        parse_options(["root=/data"])
+    with pytest.raises(autost.AutostError, match=r"no option 'sorce' \(options: .*source"):
+        load_dataset("mnist", root="/nowhere", sorce="test")
+
+
+@pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="../shared/data/mnist is absent")
+def test_real_mnist_t10k_only_source_splits_70_15_15() -> None:
+    sizes = {
+        split: len(load_dataset("mnist", root=SHARED / "mnist", split=split, source="test"))
+        for split in ("train", "val", "test")
+    }
+    assert sum(sizes.values()) == 10_000 and sizes["train"] == pytest.approx(7000, abs=10)

@@ -171,3 +171,26 @@ def test_recipe_round_trips_through_to_dict() -> None:
     again = Evaluator.from_dict(zero.to_dict())
     assert again.to_dict() == zero.to_dict()
     assert not math.isnan(again.weights["sahd"])
+
+
+def test_describe_score_says_what_score_is() -> None:
+    zero = Evaluator.load("zero-cost").describe_score()
+    assert zero.startswith("score: zero-cost rank ensemble of sahd, grad_norm, flops")
+    assert "percentile among 64 reference candidates" in zero and "higher is better" in zero
+    weighted = Evaluator.from_dict({"proxies": {"sahd": 1.0, "flops": 2.0}}).describe_score()
+    assert "sahd x1, flops x2" in weighted and "weighted mean percentile" in weighted
+    flops = Evaluator.load("flops").describe_score()
+    assert flops.startswith("score: flops (") and flops.endswith("; higher is better")
+    sops = Evaluator.load("sops").describe_score()
+    assert sops.startswith("score: -sops (") and "lower is better), so higher is better" in sops
+
+
+def test_fit_reference_shows_a_progress_bar_unless_told_not_to(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = {"proxies": {"flops": 1.0, "params": 1.0}}
+    Evaluator.from_dict(data).fit_reference(POOL, progress=True)
+    err = capsys.readouterr().err
+    assert "reference pool" in err and "3/3" in err
+    Evaluator.from_dict(data).fit_reference(POOL)
+    assert capsys.readouterr().err == ""

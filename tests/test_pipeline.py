@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from testkit import run_cli
+from testkit import DIGITS_ARCH, run_cli
 
 import autost
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
 def run_pipeline(*args: str) -> subprocess.CompletedProcess[str]:
@@ -83,3 +86,142 @@ def test_unknown_stage_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(autost.AutostError, match="unknown stage"):
         run("digits", out=tmp_path, skip=["serch"])
+
+
+# ------------------------------------------------------------- a run whose winner is not rank 1
+
+COMMON: dict[str, Any] = {
+    "evaluator": "flops",
+    "strategy": "random",
+    "budget": 8,
+    "epochs": 1,
+    "progress": False,
+}
+
+
+@pytest.fixture(scope="module")
+def third_place_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """A run whose tuning (written by hand: tune/best.json) picked a finalist that is not the
+    search's best; returns the run folder and the finalist's index on the search leaderboard."""
+    out = tmp_path_factory.mktemp("third-place")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AUTOST_LIF_BACKEND", "eager")  # compiling the LIF op costs more than 1 epoch
+        return _third_place_run(out)
+
+
+def _third_place_run(out: Path) -> tuple[Path, int]:
+    from autost.pipeline import run
+    from autost.search import load_run
+
+    run("digits", out=out, only="search", **COMMON)
+    board = load_run(out / "search")
+    # the search's last place (the fewest FLOPs: the quickest to train), at least rank 3
+    pick = len(board) - 1
+    assert pick >= 2 and board[pick].score != board[0].score
+    best = {
+        "schema_version": 1,
+        "trial_id": "by-hand",
+        "params": {"arch": pick, "lr": 5e-3, "weight_decay": 0.01},
+        "metrics": {"val_acc": 0.5},
+        "config": board[pick].config.to_dict(),
+    }
+    (out / "tune").mkdir()
+    (out / "tune" / "best.json").write_text(json.dumps(best))
+    result = run("digits", out=out, skip=["tune"], **COMMON)
+    assert result.ran == ["train", "export"], result
+    return out, pick
+
+
+def test_bundle_provenance_is_the_exported_architectures_own(
+    third_place_run: tuple[Path, int],
+) -> None:
+    from autost.report import search_match
+    from autost.search import load_run
+
+    out, pick = third_place_run
+    board = load_run(out / "search")
+    data = json.loads((out / "bundle" / "config.json").read_text())
+    assert data["config"] == board[pick].config.to_dict()  # the tuned finalist was exported
+    match = data["provenance"]["search"]
+    assert match["rank"] == pick + 1 >= 3 and match["of"] == len(board)
+    assert match["key"] == board[pick].key and match["trial"] == board[pick].trial
+    assert match["scores"] == board[pick].scores and match["scores"] != board[0].scores
+    assert match["metrics"] == board[pick].metrics
+    report = (out / "bundle" / "report.md").read_text()
+    assert f"rank of this architecture: {pick + 1} of {len(board)}" in report
+    # a config the search never stored gets no borrowed scores
+    stranger = DIGITS_ARCH.replace(embed_dim=48)
+    assert all(c.config != stranger for c in board)
+    none = search_match(out / "search", stranger.to_dict())
+    assert none["rank"] is None and none["scores"] is None and "none of the" in none["reason"]
+
+
+def test_only_export_rewrites_the_bundle_and_the_run_prints_a_summary(
+    third_place_run: tuple[Path, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from autost.cli import main
+    from autost.pipeline import describe
+
+    out, pick = third_place_run
+    config = json.loads((out / "bundle" / "config.json").read_text())
+    (out / "bundle" / "config.json").unlink()
+    args = ["run", "--space", "digits", "--evaluator", "flops", "--strategy", "random"]
+    args += ["--budget", "8", "--epochs", "1", "--out", str(out), "--quiet"]
+    assert main([*args, "--only", "export"]) == 0
+    stdout = capsys.readouterr().out
+    assert "ran: export;" in stdout
+    again = json.loads((out / "bundle" / "config.json").read_text())
+    assert again["config"] == config["config"]
+    assert again["provenance"]["search"] == config["provenance"]["search"]
+
+    arch = autost.ArchConfig.from_dict(config["config"])
+    status = json.loads((out / "train" / "train.json").read_text())
+    lines = stdout.splitlines()
+    assert f"winner: {describe(arch)}; {autost.count_params(arch):,} params" in lines
+    assert describe(arch).startswith(f"depth {arch.depth}, dim {arch.embed_dim}, heads ")
+    assert f"T {arch.timesteps}" in describe(arch) and "mlp ratios" in describe(arch)
+    assert any(
+        line.startswith(f"final val accuracy: {status['final']['val_acc']:.4f}") for line in lines
+    )
+    assert f"search rank of the winner: {pick + 1} of " in stdout
+    assert any(line.startswith(f"bundle: {out / 'bundle'}") for line in lines)
+
+
+def test_rerun_with_other_settings_is_refused_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from autost.cli import main
+
+    args = ["run", "--space", "digits", "--evaluator", "flops", "--strategy", "random"]
+    args += ["--budget", "4", "--out", str(tmp_path), "--quiet"]
+    args += ["--skip", "tune", "--skip", "train", "--skip", "export"]
+    assert main(args) == 0
+    assert "ran: search;" in capsys.readouterr().out
+    record = (tmp_path / "pipeline.json").read_text()
+    assert json.loads(record)["settings"]["budget"] == 4
+
+    for flag, value, previous in (("--budget", "5", 4), ("--seed", "1", 0), ("--epochs", "2", 30)):
+        assert main([*args, flag, value]) == 2  # the last --budget wins
+        err = capsys.readouterr().err
+        setting = flag.removeprefix("--")
+        assert err.count("\n") == 1 and f"made with {setting}={previous}, not {value}" in err, err
+    assert (tmp_path / "pipeline.json").read_text() == record  # nothing was changed
+
+    assert main(args) == 0  # the same settings resume: the finished search is not re-run
+    assert "ran: nothing;" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not (SHARED_MNIST).is_dir(), reason="../shared/data/mnist is absent")
+def test_run_passes_root_and_dataset_options_to_the_search(tmp_path: Path) -> None:
+    from autost.pipeline import run
+
+    options = {"source": "test", "image_size": 8}
+    kwargs: dict[str, Any] = {**COMMON, "evaluator": "sahd", "budget": 2, "only": "search"}
+    run("digits", "mnist", out=tmp_path, root=SHARED_MNIST, dataset_options=options, **kwargs)
+    recipe = json.loads((tmp_path / "search" / "evaluator.json").read_text())
+    assert recipe["data"]["dataset"] == "mnist" and recipe["data"]["options"] == options
+    assert recipe["data"]["root"] == str(SHARED_MNIST)
+    settings = json.loads((tmp_path / "pipeline.json").read_text())["settings"]
+    assert settings["root"] == str(SHARED_MNIST) and settings["dataset_options"] == options
+    with pytest.raises(autost.AutostError, match=r"dataset_options=\{'source': 'test'"):
+        run("digits", "mnist", out=tmp_path, root=SHARED_MNIST, dataset_options={}, **kwargs)

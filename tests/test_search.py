@@ -444,3 +444,202 @@ def test_journal_file_storage_and_resume(tmp_path: Path) -> None:
     assert done.resumed == len(part.leaderboard)
     full = search("digits", "flops", budget=12, out=tmp_path / "s", evolution=evo, **common)
     assert [c.key for c in load_run(tmp_path / "j")] == [c.key for c in full.leaderboard]
+
+
+class _Bar:
+    """Stands in for the search's progress bar: records its total and the updates."""
+
+    def __init__(self, total: int, done: int, enabled: bool) -> None:
+        self.total, self.n = total, min(done, total)
+
+    def update(self, n: int) -> None:
+        self.n += n
+
+    def set_postfix(self, **kwargs: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _evolution_draws(budget: int, settings: EvolutionSettings) -> list[str]:
+    """Keys ``evolution_candidates`` draws for ``budget`` (scores from the config, no study)."""
+    from autost.search.strategies import evolution_candidates
+    from autost.space import SearchSpace
+
+    space = SearchSpace.load("digits")
+    configs: dict[str, autost.ArchConfig] = {}
+
+    def scored(key: str) -> float:
+        cfg = configs[key]
+        return float(cfg.embed_dim * cfg.depth + sum(cfg.num_heads))
+
+    for batch in evolution_candidates(space, 0, budget, settings, scored):
+        configs.update(batch)
+    return list(configs)
+
+
+def test_budget_drives_the_number_of_evolution_generations() -> None:
+    small = EvolutionSettings(population=6, parents=3, mutations=3, crossovers=3)
+    more, fewer = _evolution_draws(1500, small), _evolution_draws(1000, small)
+    assert len(more) == 1500 > len(fewer) == 1000  # not population x 20 generations (120)
+    assert more[:1000] == fewer  # a larger budget continues the same evolution
+    assert len(_evolution_draws(5000, EvolutionSettings())) == 5000
+    capped = EvolutionSettings(population=6, parents=3, mutations=3, crossovers=3, generations=4)
+    assert len(_evolution_draws(24, capped)) == 24
+    with pytest.raises(autost.AutostError, match="at most 24 candidates"):
+        capped.check_budget(25)
+    with pytest.raises(autost.AutostError, match="at least one child"):
+        EvolutionSettings(mutations=0, crossovers=0)
+
+
+def test_evolution_bar_and_summary_reach_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bars: list[_Bar] = []
+
+    def fake_bar(total: int, done: int, enabled: bool) -> _Bar:
+        bars.append(_Bar(total, done, enabled))
+        return bars[-1]
+
+    monkeypatch.setattr(sys.modules["autost.search"], "progress_bar", fake_bar)
+    evo = EvolutionSettings(population=6, parents=3, mutations=3, crossovers=3)
+    common = {"strategy": "evolution", "seed": 0, "evolution": evo, "progress": False}
+    part = search("digits", "flops", budget=100, out=tmp_path / "e", **common)
+    result = search("digits", "flops", budget=150, out=tmp_path / "e", resume=True, **common)
+    assert [(b.total, b.n) for b in bars] == [(100, 100), (150, 150)]
+    assert (part.drawn, result.drawn) == (100, 150)  # more than 6 x the old 20 generations
+    distinct = len(result.leaderboard)
+    assert distinct == result.evaluated + result.resumed and result.resumed == len(part.leaderboard)
+    assert result.repeats == 150 - distinct > 0
+    assert result.summary().startswith(
+        f"150 candidates drawn, {distinct} distinct ({150 - distinct} repeats of an already "
+        f"scored config, reusing its score); {distinct} scored ({result.evaluated} now, "
+        f"{result.resumed} before this resume)"
+    )
+
+
+TINY_SPACE = """
+[space]
+name = "tiny"
+[fixed]
+in_channels = 1
+image_size = 8
+num_classes = 10
+stem = "sps"
+stem_pooling = "0011"
+timesteps = 2
+depth = 1
+num_heads = [2]
+mlp_ratios = [2]
+[dimensions.embed_dim]
+choices = [32, 64]
+"""
+
+
+def test_tpe_resume_summary_adds_up(tmp_path: Path) -> None:
+    space = tmp_path / "tiny.toml"
+    space.write_text(TINY_SPACE)
+    common = {"strategy": "tpe", "seed": 0, "progress": False, "out": tmp_path / "t"}
+    search(str(space), "flops", budget=4, **common)  # type: ignore[arg-type]
+    result = search(str(space), "flops", budget=9, resume=True, **common)  # type: ignore[arg-type]
+    assert (result.drawn, result.resumed, result.evaluated) == (9, 4, 5)
+    assert len(result.leaderboard) == 2 and result.repeats == 7  # two configs in the space
+    assert result.summary() == (
+        "9 candidates drawn, 2 distinct (7 repeats of an already scored config, scored "
+        "again); 9 scored (5 now, 4 before this resume)"
+    )
+
+
+def test_cli_table_explains_score_and_shows_heads_and_mlp(tmp_path: Path) -> None:
+    result = run_cli(
+        *["search", "--space", "digits", "--evaluator", "flops", "--budget", "30"],
+        *["--strategy", "evolution", "--out", str(tmp_path / "r"), "--quiet", *SMALL_EVO],
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "30 candidates drawn, " in result.stdout
+    header = next(line for line in lines if line.lstrip().startswith("#"))
+    assert "heads" in header and "mlp" in header
+    board = load_run(tmp_path / "r")[:10]  # --show 10
+    rows = lines[lines.index(header) + 1 : lines.index(header) + 1 + len(board)]
+    for row, cand in zip(rows, board, strict=True):
+        heads = " ".join(map(str, cand.config.num_heads))
+        mlp = " ".join(f"{r:g}" for r in cand.config.mlp_ratios)
+        assert f"  {heads}" in row and f"  {mlp}" in row
+    assert len(set(rows)) == len(rows)  # distinct configs give distinct rows
+    meaning = lines[lines.index(header) + 1 + len(rows)]
+    assert meaning.startswith("score: flops (") and "higher is better" in meaning
+    best = json.loads((tmp_path / "r" / "best.json").read_text())
+    assert best["score_meaning"] == meaning
+
+
+def test_refused_generations_cap_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    result = run_cli(
+        *["search", "--evaluator", "flops", "--budget", "31", "--strategy", "evolution"],
+        *["--out", str(tmp_path / "x"), "--quiet", *SMALL_EVO],
+    )
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "--generations 5 draws at most 30 candidates" in result.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def _snapshot(path: Path) -> tuple[bytes, int]:
+    return path.read_bytes(), path.stat().st_mtime_ns
+
+
+@pytest.mark.parametrize("content", [b"", b"SQLite format 3\x00" + b"\x00" * 200])
+def test_non_study_db_on_resume_is_left_untouched(tmp_path: Path, content: bytes) -> None:
+    out = tmp_path / "run"
+    search("digits", "flops", strategy="random", budget=2, out=out, progress=False)
+    db = out / "study.db"
+    db.write_bytes(content)
+    before = _snapshot(db)
+    flags = ["--evaluator", "flops", "--strategy", "random", "--budget", "4", "--quiet"]
+    for result in (
+        run_cli("search", *flags, "--out", str(out), "--resume"),
+        run_cli("export", str(out)),
+    ):
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert "study" in result.stderr or "database" in result.stderr
+        assert _snapshot(db) == before
+
+
+def test_foreign_or_missing_storage_is_refused_untouched(tmp_path: Path) -> None:
+    other = tmp_path / "app.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("create table users (id integer)")
+    conn.close()
+    before = _snapshot(other)
+    with pytest.raises(autost.AutostError, match="another application"):
+        search("digits", "flops", budget=2, out=tmp_path / "a", storage=f"sqlite:///{other}")
+    assert _snapshot(other) == before and not (tmp_path / "a").exists()
+    missing = tmp_path / "none.db"
+    with pytest.raises(autost.AutostError, match="does not exist"):
+        search(
+            "digits", "flops", budget=2, out=tmp_path / "b", storage=f"sqlite:///{missing}",
+            resume=True,
+        )  # fmt: skip
+    journal = tmp_path / "none.log"
+    with pytest.raises(autost.AutostError, match="does not exist"):
+        search(
+            "digits",
+            "flops",
+            budget=2,
+            out=tmp_path / "c",
+            storage=f"journal:{journal}",
+            resume=True,
+        )
+    assert not missing.exists() and not journal.exists()
+
+
+def test_reference_pool_has_a_progress_bar(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(RECIPE.replace("sahd", "params"))
+    search("digits", str(recipe), strategy="random", budget=2, out=tmp_path / "a", progress=True)
+    err = capfd.readouterr().err
+    assert "reference pool" in err and "8/8" in err
+    search("digits", str(recipe), strategy="random", budget=2, out=tmp_path / "b", progress=False)
+    assert capfd.readouterr().err == ""

@@ -31,14 +31,12 @@ def metrics(out: Path) -> list[dict[str, Any]]:
 
 
 @pytest.mark.slow
-def test_digits_architecture_reaches_90_percent_within_two_minutes(tmp_path: Path) -> None:
+def test_digits_architecture_reaches_90_percent_in_30_epochs(tmp_path: Path) -> None:
+    # how long that takes is measured by benchmarks/train.py --digits, not asserted here
     assert SearchSpace.load("digits").contains(DIGITS_ARCH)
-    start = time.monotonic()
     result = train(DIGITS_ARCH, "digits", out=tmp_path / "run", epochs=30, lr=5e-3, progress=False)
-    elapsed = time.monotonic() - start
     assert result.status == "completed" and len(result.metrics) == 30
     assert result.final["val_acc"] >= 0.90, result.final
-    assert elapsed < 120, f"{elapsed:.0f} s"  # about 25 s on the 2-core CI machine
     rates = result.final["firing_rates"]
     assert "blocks.0.attn.q_lif" in rates and 0 < result.final["mean_firing_rate"] < 1
     assert result.final["sops"] > 0 and result.final["energy_mj"] > 0

@@ -238,9 +238,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("finished")
     folder = finalists(base / "configs", GOOD, OTHER)
     out = base / "run"
-    result = run_tune(
-        *["--from", str(folder), "--trials", "2", "--epochs", "1", "--out", str(out)]
-    )
+    result = run_tune(*["--from", str(folder), "--trials", "2", "--epochs", "1", "--out", str(out)])
     assert result.returncode == 0, result.stderr
     return out
 
@@ -460,3 +458,23 @@ def test_bad_tune_input_is_one_line_and_writes_nothing(
     assert says in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
     assert target.read_text() == "keep me"
+
+
+@pytest.mark.slow
+def test_dataset_root_and_options_reach_every_trial(tmp_path: Path) -> None:
+    mnist = ROOT.parent / "shared" / "data" / "mnist"
+    folder = finalists(tmp_path / "configs", GOOD)
+    out = tmp_path / "m"
+    result = run_tune(
+        *["--from", str(folder), "--trials", "1", "--epochs", "1", "--dataset", "mnist"],
+        *["--root", str(mnist), "--dataset-option", "source=test"],
+        *["--dataset-option", "image_size=8", "--out", str(out)],
+    )
+    assert result.returncode == 0, result.stderr
+    assert [t["status"] for t in rows(out / "trials.csv")] == ["complete"]
+    record = json.loads((out / "tune.json").read_text())
+    assert record["dataset_options"] == {"source": "test", "image_size": 8}
+    (train,) = (out / "tune").glob("session-0/run_trial_*/checkpoint_*/train.json")
+    settings = json.loads(train.read_text())["settings"]
+    assert settings["dataset_options"] == {"source": "test", "image_size": 8}
+    assert json.loads(train.read_text())["dataset"] == "mnist"

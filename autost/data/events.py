@@ -104,10 +104,38 @@ def _guard(path: Path, what: str, fn: Callable[[], np.ndarray]) -> np.ndarray:
         raise AutostError(f"{path}: not a valid {what} ({type(exc).__name__}: {exc})") from exc
 
 
-def _split_indices(labels: list[int], split: str, seed: int, test_given: bool) -> np.ndarray:
-    """Indices of ``split``; val is carved out of train when the source has a test split."""
+def _split_indices(
+    labels: list[int], split: str, seed: int, test_given: bool, where: str, what: str
+) -> np.ndarray:
+    """Indices of ``split``; val is carved out of train when the source has a test split.
+
+    An empty split is an error that says why: the per-class counts found under ``where``,
+    how the split is made, and how many ``what`` (samples) a class needs to give it one.
+    """
     shares = {"train": 0.9, "val": 0.1} if test_given else {"train": 0.8, "val": 0.1, "test": 0.1}
-    return stratified_split(labels, shares, seed)[split]
+    picked = stratified_split(labels, shares, seed)[split]
+    if len(picked) == 0:
+        counts = np.unique(np.asarray(labels), return_counts=True)[1]
+        low, high = int(counts.min()), int(counts.max())
+        found = f"{low}" if low == high else f"{low}-{high}"
+        rule = "/".join(f"{round(v * 100)}" for v in shares.values())
+        raise AutostError(
+            f"{where}: the {split} split is empty: found {found} {what} per class "
+            f"({len(counts)} classes); {'/'.join(shares)} is a stratified {rule} split of each "
+            f"class's {what} (seed {seed}), so a class needs at least "
+            f"{_fewest_for(shares, split)} {what} to give {split} one"
+        )
+    return picked
+
+
+def _fewest_for(shares: dict[str, float], split: str) -> int:
+    """Fewest samples from which every class size gives ``split`` at least one (the rounding
+    of :func:`stratified_split` is not monotone, so this checks every size up to 200)."""
+    gives = [len(stratified_split([0] * n, shares, 0)[split]) > 0 for n in range(1, 201)]
+    fewest = 200
+    while fewest > 1 and gives[fewest - 2]:
+        fewest -= 1
+    return fewest
 
 
 # ------------------------------------------------------------------------- digits-events
@@ -236,7 +264,11 @@ def load_nmnist(
         labels += [digit] * len(found)
     if not files:
         raise AutostError(f"{folder}: no N-MNIST .bin files under <digit>/ folders")
-    keep = np.arange(len(files)) if split == "test" else _split_indices(labels, split, seed, True)
+    keep = (
+        np.arange(len(files))
+        if split == "test"
+        else _split_indices(labels, split, seed, True, str(folder), ".bin files")
+    )
     files = [files[i] for i in keep]
 
     def read(i: int) -> np.ndarray:
@@ -347,7 +379,11 @@ def load_dvsgesture(
     if not samples:
         raise AutostError(f"{listing}: lists no recordings")
     labels = [s[1] for s in samples]
-    keep = np.arange(len(samples)) if split == "test" else _split_indices(labels, split, seed, True)
+    keep = (
+        np.arange(len(samples))
+        if split == "test"
+        else _split_indices(labels, split, seed, True, str(listing), "gestures")
+    )
     samples = [samples[i] for i in keep]
 
     def read(i: int) -> np.ndarray:
@@ -432,7 +468,7 @@ def load_cifar10dvs(
         labels += [label] * len(found)
     if not files:
         raise AutostError(f"{base}: no .aedat4 files in the class folders")
-    keep = _split_indices(labels, split, seed, False)
+    keep = _split_indices(labels, split, seed, False, str(base), ".aedat4 files")
     files = [files[i] for i in keep]
 
     def read(i: int) -> np.ndarray:
@@ -493,7 +529,7 @@ def load_shd(
     keep = (
         np.arange(len(all_labels))
         if split == "test"
-        else _split_indices(all_labels.tolist(), split, seed, True)
+        else _split_indices(all_labels.tolist(), split, seed, True, str(path), "samples")
     )
 
     def read(i: int) -> np.ndarray:

@@ -144,9 +144,10 @@ def _find(root: Path, stem: str) -> Path:
         for name in (stem, stem + ".gz"):
             if (folder / name).is_file():
                 return folder / name
-    return require_file(
-        root / (stem + ".gz"), f"MNIST file {stem}", "the official IDX file, gzip or raw"
-    )
+    hint = "the official IDX file, gzip or raw"
+    if stem.startswith("train"):
+        hint += "; with the t10k files alone, pass source='test' (--dataset-option source=test)"
+    return require_file(root / (stem + ".gz"), f"MNIST file {stem}", hint)
 
 
 def read_mnist_pair(root: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:

@@ -15,13 +15,15 @@ from __future__ import annotations
 import json
 import sys
 import types
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from autost.errors import AutostError
+from autost.io import atomic_write_text
 from autost.search.outputs import (
+    check_out_folder,
     export,
     leaderboard_rows,
     load_run,
@@ -70,10 +72,30 @@ class SearchResult:
     evaluated: int
     resumed: int
     settings: dict[str, Any] = field(default_factory=dict)
+    drawn: int = 0
+    score_meaning: str = ""
 
     @property
     def best(self) -> Candidate:
         return self.leaderboard[0]
+
+    @property
+    def repeats(self) -> int:
+        """Drawn candidates whose config had been drawn before."""
+        return max(self.drawn - len(self.leaderboard), 0)
+
+    def summary(self) -> str:
+        """One line that adds up: drawn = distinct + repeats; scored = now + before."""
+        distinct, scored = len(self.leaderboard), self.evaluated + self.resumed
+        text = f"{self.drawn} candidates drawn, {distinct} distinct"
+        if self.repeats:
+            plural = "s" if self.repeats > 1 else ""
+            how = "scored again" if scored >= self.drawn else "reusing its score"
+            text += f" ({self.repeats} repeat{plural} of an already scored config, {how})"
+        text += f"; {scored} scored"
+        if self.resumed:
+            text += f" ({self.evaluated} now, {self.resumed} before this resume)"
+        return text
 
 
 # ------------------------------------------------------------------------------ entry point
@@ -96,6 +118,8 @@ def search(
     study_name: str = STUDY_NAME,
     evolution: EvolutionSettings | None = None,
     progress: bool = True,
+    root: str | Path | None = None,
+    dataset_options: Mapping[str, Any] | None = None,
 ) -> SearchResult:
     """Rank candidates of ``space`` with ``evaluator`` and write the run directory ``out``.
 
@@ -103,7 +127,8 @@ def search(
     energy down). ``constraints`` like ``'params<=12e6'`` are checked analytically before any
     candidate is scored. ``resume=True`` continues the run stored in ``out`` (or ``storage``).
     ``storage`` is any Optuna storage URL (default: SQLite ``out/study.db``); several runs share
-    one database under different ``study_name`` values.
+    one database under different ``study_name`` values. ``root`` and ``dataset_options``
+    (``autost.data.load_dataset`` options) reach the evaluator's data proxies.
     """
     with eager_lif_by_default():
         return _search(
@@ -122,6 +147,8 @@ def search(
             study_name=study_name,
             evolution=evolution,
             progress=progress,
+            root=root,
+            dataset_options=dataset_options,
         )
 
 
@@ -142,6 +169,8 @@ def _search(
     study_name: str = STUDY_NAME,
     evolution: EvolutionSettings | None = None,
     progress: bool = True,
+    root: str | Path | None = None,
+    dataset_options: Mapping[str, Any] | None = None,
 ) -> SearchResult:
     """The body of :func:`search`."""
     if strategy not in STRATEGIES:
@@ -159,8 +188,16 @@ def _search(
     if address is not None:
         check_ray_address(address)
     out = Path(out)
+    check_out_folder(out)
+    evo = evolution or EvolutionSettings()
+    if strategy == "evolution":
+        evo.check_budget(budget)
     evaluator_source = str(evaluator)
     scorer = load_evaluator(evaluator_source, dataset)  # validates the recipe up front
+    if root is not None or dataset_options:  # scored with a recipe that names the data
+        root = str(root) if root is not None else scorer.root
+        options = {**scorer.options, **(dataset_options or {})}
+        scorer = scorer.with_dataset(scorer.dataset, root, **options)
     run_file = out / "run.json"
     if not resume and (run_file.exists() or (out / "study.db").exists()):
         raise AutostError(
@@ -169,6 +206,7 @@ def _search(
         )
     if resume and not run_file.exists() and storage is None:
         raise AutostError(f"{out}: no run to resume (run.json is missing)")
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     settings = {
         "space": space_obj.to_dict(),
@@ -179,11 +217,14 @@ def _search(
         "constraints": [str(c) for c in space_obj.constraints],
         "seed": seed,
         "dataset": dataset,
+        "root": None if root is None else str(root),
+        "dataset_options": dict(dataset_options or {}),
         "workers": workers,
         "address": address,
         "storage": storage_url(out, storage) if storage else "study.db",
         "study_name": study_name,
-        "evolution": (evolution or EvolutionSettings()).__dict__,
+        "evolution": evo.__dict__,
+        "score_meaning": scorer.describe_score(),
     }
     if resume and run_file.exists():
         previous = json.loads(run_file.read_text())
@@ -193,10 +234,19 @@ def _search(
                 raise AutostError(
                     f"{out}: cannot resume with a different {key} ({used.get(key)!r} was used)"
                 )
-    study = open_study(out, storage, strategy, seed, resume, study_name)
+    try:
+        study = open_study(out, storage, strategy, seed, resume, study_name)
+    except AutostError:
+        if created and not any(out.iterdir()):
+            out.rmdir()  # refused: leave no empty run folder behind
+        raise
     write_run_json(run_file, settings, started=not resume)
     reference = reference_pool(scorer, space_obj, out, seed, resume, progress)
     scoring = (evaluator_source, dataset, reference)
+    if root is not None or dataset_options:  # every worker reads the recipe with its data
+        recipe = out / "evaluator.json"
+        atomic_write_text(recipe, json.dumps(scorer.to_dict(), indent=2) + "\n")
+        scoring = (str(recipe.resolve()), None, reference)
     stored = stored_candidates(study)
     resumed = len(stored)
     multi = strategy == "nsga2"
@@ -204,13 +254,13 @@ def _search(
     bar = progress_bar(budget, resumed, progress)
     try:
         if strategy in ("random", "evolution"):
-            evaluated = run_deterministic(
+            evaluated, drawn = run_deterministic(
                 study,
                 space_obj,
                 strategy,
                 seed,
                 budget,
-                evolution or EvolutionSettings(),
+                evo,
                 stored,
                 executor,
                 scoring,
@@ -219,13 +269,16 @@ def _search(
             )
         else:
             evaluated = run_optuna(study, space_obj, budget, stored, executor, scoring, multi, bar)
+            drawn = len(stored)
     finally:
         executor.close()
         bar.close()
         board = rank_leaderboard(stored_candidates(study))
         if board:
-            write_outputs(out, board)
-    return SearchResult(out, board, evaluated, resumed, settings)
+            write_outputs(out, board, settings["score_meaning"])
+    drawn = max(drawn, evaluated + resumed)  # a resume with a smaller budget draws fewer
+    meaning = scorer.describe_score()  # the pool is set now: its real size
+    return SearchResult(out, board, evaluated, resumed, settings, drawn, meaning)
 
 
 class _SearchModule(types.ModuleType):

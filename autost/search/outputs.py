@@ -25,6 +25,22 @@ from autost.search.study import (
 )
 
 
+def blocking_file(path: Path) -> Path | None:
+    """The existing file that ``path`` is, or lies under; ``None`` when it can be a folder."""
+    for part in (path, *path.parents):
+        if part.exists():
+            return None if part.is_dir() else part
+    return None
+
+
+def check_out_folder(path: Path, flag: str = "--out") -> None:
+    """Refuse, before anything is written, a folder path that is or lies under a file."""
+    blocker = blocking_file(path)
+    if blocker is not None:
+        where = "" if blocker == path else f": {blocker}"
+        raise AutostError(f"{flag} {path}{where} is a file, not a folder")
+
+
 def leaderboard_rows(board: Sequence[Candidate]) -> list[dict[str, Any]]:
     """Flat rows of the leaderboard (as written to ``leaderboard.csv``)."""
     rows = []
@@ -48,7 +64,8 @@ def leaderboard_rows(board: Sequence[Candidate]) -> list[dict[str, Any]]:
     return rows
 
 
-def write_outputs(out: Path, board: Sequence[Candidate]) -> None:
+def write_outputs(out: Path, board: Sequence[Candidate], score_meaning: str = "") -> None:
+    """Write ``leaderboard.csv`` and ``best.json`` (which says what ``score`` means)."""
     rows = leaderboard_rows(board)
     columns: list[str] = []
     for row in rows:
@@ -65,6 +82,7 @@ def write_outputs(out: Path, board: Sequence[Candidate]) -> None:
             {
                 "schema_version": 1,
                 "key": best.key,
+                "score_meaning": score_meaning,
                 "scores": best.scores,
                 "metrics": best.metrics,
                 "config": best.config.to_dict(),
@@ -153,10 +171,14 @@ def export(out: str | Path, top: int = 1, target: str | Path | None = None) -> l
     )
     written = []
     if top == 1:
+        blocker = blocking_file(target.parent)
+        if blocker is not None:
+            raise AutostError(f"--output {target}: {blocker} is a file, not a folder")
         files = [(target, picked[0])]
     else:
         if target.suffix == ".json":
             raise AutostError(f"--top {top} writes several files: give a folder, not {target}")
+        check_out_folder(target, "--output")
         files = [(target / f"rank-{i:02d}.json", c) for i, c in enumerate(picked, 1)]
     for path, cand in files:
         payload = {

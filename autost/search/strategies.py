@@ -3,6 +3,7 @@ re-creates the same candidates) and Optuna TPE / NSGA-II (resumed from the study
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -24,14 +25,55 @@ MAX_REJECTIONS = 2000
 
 @dataclass
 class EvolutionSettings:
-    """AutoST's evolution defaults: 50 candidates, top 10 as parents, 25 + 25 children."""
+    """AutoST's evolution: 50 candidates, top 10 as parents, 25 + 25 children a generation.
+
+    Generations follow one another until the search's ``budget`` of candidates is drawn;
+    ``generations``, when set, is a cap that must leave room for the whole budget (the
+    search refuses it otherwise, before anything is scored).
+    """
 
     population: int = 50
     parents: int = 10
     mutations: int = 25
     crossovers: int = 25
-    generations: int = 20
+    generations: int | None = None
     mutation_prob: float = 0.3
+
+    def __post_init__(self) -> None:
+        for name in ("population", "parents", "generations"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise AutostError(f"evolution: {name} must be >= 1, got {value}")
+        if self.mutations < 0 or self.crossovers < 0 or self.mutations + self.crossovers < 1:
+            raise AutostError(
+                "evolution: mutations and crossovers must be >= 0 with at least one child a "
+                f"generation, got {self.mutations} and {self.crossovers}"
+            )
+        if not 0.0 <= self.mutation_prob <= 1.0:
+            raise AutostError(
+                f"evolution: mutation_prob must be in [0, 1], got {self.mutation_prob}"
+            )
+
+    @property
+    def children(self) -> int:
+        """Candidates drawn by every generation after the first."""
+        return min(self.mutations + self.crossovers, self.population)
+
+    def max_draws(self) -> int | None:
+        """Candidates ``generations`` generations draw at most (``None``: no cap)."""
+        if self.generations is None:
+            return None
+        return self.population + (self.generations - 1) * self.children
+
+    def check_budget(self, budget: int) -> None:
+        """Refuse a ``generations`` cap that stops the evolution before ``budget`` candidates."""
+        most = self.max_draws()
+        if most is not None and most < budget:
+            raise AutostError(
+                f"evolution: --generations {self.generations} draws at most {most} candidates "
+                f"(population {self.population}, then {self.children} children a generation), "
+                f"fewer than --budget {budget}; raise or drop --generations, or lower --budget"
+            )
 
 
 # ------------------------------------------------------------------------------ strategies
@@ -54,7 +96,11 @@ def evolution_candidates(
     """Generation after generation; ``scored(key)`` gives the score once a batch was evaluated."""
     produced = 0
     members: list[tuple[str, ArchConfig]] = []
-    for g in range(settings.generations):
+    # the budget ends the evolution; ``generations`` only caps it
+    rounds = itertools.count() if settings.generations is None else range(settings.generations)
+    for g in rounds:
+        if produced >= budget:
+            return
         rng = np.random.default_rng([seed, g])
         if g == 0:
             batch = [(f"g000-{i:03d}", space.sample(rng)) for i in range(settings.population)]
@@ -70,10 +116,8 @@ def evolution_candidates(
                 a, b = rng.choice(len(parents), size=2, replace=len(parents) < 2)
                 child = space.crossover(parents[int(a)], parents[int(b)], rng)
                 batch.append((f"g{g:03d}-c{i:03d}", child))
-            batch = batch[: settings.population] if settings.population else batch
-        batch = batch[: max(budget - produced, 0)]
-        if not batch:
-            return
+            batch = batch[: settings.children]
+        batch = batch[: budget - produced]
         produced += len(batch)
         yield batch
         # survivors: the best of the previous population and the new generation
@@ -94,8 +138,10 @@ def run_deterministic(
     scoring: tuple[str, str | None, str | None],
     multi: bool,
     bar: Any,
-) -> int:
-    evaluated = 0
+) -> tuple[int, int]:
+    """Score the candidates of ``random`` or ``evolution`` that ``stored`` lacks; returns
+    ``(scored now, drawn)``, where drawn also counts stored candidates and repeats."""
+    evaluated, drawn = 0, 0
 
     def scored(key: str) -> float:
         return stored[key].score
@@ -112,6 +158,7 @@ def run_deterministic(
     # are found again, so the run stays deterministic
     first_key = {cand.config.to_json(): key for key, cand in stored.items()}
     for batch in batches:
+        drawn += len(batch)
         todo: list[tuple[str, ArchConfig]] = []
         aliases: list[tuple[str, str]] = []
         for key, cfg in batch:
@@ -132,7 +179,7 @@ def run_deterministic(
         for key, original in aliases:
             stored[key] = stored[original]
             best = _advance(bar, best, stored[key].score)
-    return evaluated
+    return evaluated, drawn
 
 
 def _advance(bar: Any, best: float, score: float) -> float:

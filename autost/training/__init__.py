@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from autost.errors import AutostError
 from autost.training.loop import Trainer, TrainingDiverged, TrainResult
 from autost.training.settings import TrainSettings
 
@@ -38,6 +39,12 @@ def train(
     """
     from autost.models import resolve_config
 
+    out = Path(out)
+    # the nearest existing path of out and its parents must be a folder
+    existing = next((part for part in (out, *out.parents) if part.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "" if existing == out else f": {existing}"
+        raise AutostError(f"--out {out}{where} is a file, not a folder")
     config = resolve_config(spec)
     merged = TrainSettings.from_dict({**(settings or TrainSettings()).to_dict(), **overrides})
     if workers > 1 or address is not None:
@@ -47,14 +54,14 @@ def train(
             config,
             dataset,
             merged,
-            Path(out),
+            out,
             resume=resume,
             root=root,
             workers=workers,
             gpus_per_worker=gpus_per_worker,
             address=address,
         )
-    trainer = Trainer(config, dataset, merged, Path(out), root=root, progress=progress)
+    trainer = Trainer(config, dataset, merged, out, root=root, progress=progress)
     return trainer.fit(resume=resume)
 
 
