@@ -45,8 +45,15 @@ def init_ray(address: str | None) -> bool:
     if address is not None:
         check_ray_address(address)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # INFO lines only into a run's ray.log (see ray_log), never onto the terminal
+    to_file = any(isinstance(h, logging.FileHandler) for h in logging.getLogger("ray").handlers)
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.INFO if to_file else logging.WARNING,
+        )
     except Exception as exc:  # ray raises ConnectionError, RuntimeError, ... by version
         raise AutostError(f"cannot start or reach Ray ({address or 'local'}): {exc}") from exc
     return address is None
