@@ -100,6 +100,13 @@ class ArchConfig:
     block; a single value is broadcast to every layer. ``stages`` splits the blocks of a
     hierarchical (QKFormer) network into stages whose widths double up to ``embed_dim``; it is
     empty for single-stage stems. A built model keeps its config as ``model.config``.
+
+    Two settings reproduce official forward passes (see :mod:`autost.blocks.attention`):
+    ``sdsa_dvs_pool`` adds the Spike-driven Transformer's parameter-free 3x3 max-pools to SDSA
+    (its CIFAR10-DVS "DVS mode"); ``ssa_flat_proj_lif`` runs SSA's output neuron over the
+    flattened ``T*B`` axis as every official QKFormer does, so that its membrane carries from
+    one sample to the next (off: per-sample dynamics, equal to it at batch 1). Each only
+    affects layers of that attention type (``ssa_flat_proj_lif`` also needs spike shortcuts).
     """
 
     in_channels: int = 3
@@ -124,6 +131,8 @@ class ArchConfig:
     tim_kernel: int = 5
     tim_alpha: float = 0.5
     num_experts: int = 4
+    sdsa_dvs_pool: bool = False
+    ssa_flat_proj_lif: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -484,6 +493,8 @@ _FIELD_RULES: dict[str, Callable[[str, Any], None]] = {
     "tim_kernel": _odd_kernel,
     "tim_alpha": _unit_interval,
     "num_experts": _positive_int,
+    "sdsa_dvs_pool": _boolean,
+    "ssa_flat_proj_lif": _boolean,
 }
 
 

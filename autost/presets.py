@@ -4,8 +4,13 @@ Names are ``<family>-<depth>-<dim>-<dataset>``. Each preset equals its official 
 parameter for parameter, leaving out modules that the official code builds but never calls
 (Spikformer's LayerNorms, DVS ``pos_embed``/``norm``/``res_lif``; SDT's talking-heads conv,
 ``attn_lif`` and stem ``rpe_lif``). The exact counts are held by ``tests/test_presets.py``.
-Known output difference: the official SDT CIFAR10-DVS model max-pools K, V and the attention
-products with a parameter-free 3x3 "Erode"; that pooling is not built here.
+The SDT CIFAR10-DVS preset turns on ``sdsa_dvs_pool``, the official "DVS mode" max-pools.
+
+Known output difference: every official QKFormer runs its SSA's output neuron (``proj_lif``)
+over the flattened ``T*B`` axis, so the membrane carries from one sample to the next. The
+presets keep per-sample dynamics (identical at batch 1; at batch >= 2 official logits differ);
+``ssa_flat_proj_lif=True`` reproduces the official behaviour, e.g. to evaluate official
+checkpoints exactly: ``create_model("qkformer-10-768-imagenet", ssa_flat_proj_lif=True)``.
 
 Sources (read for structure, not copied): ZK-Zhou/spikformer (cifar10, cifar10dvs, imagenet
 ``model.py``), BICLab/Spike-Driven-Transformer (``module/``, ``conf/``), zhouchenlin2096/QKFormer
@@ -114,11 +119,12 @@ for _depth, _dim in ((8, 384), (6, 512), (8, 512), (10, 512), (8, 768)):
             "imagenet", timesteps=4, stem_pooling="1111", embed_dim=_dim, depth=_depth, **_SDT
         ),
     )
-_register(
+_register(  # the official code runs CIFAR10-DVS (only) in "DVS mode"
     "sdt-2-256-cifar10dvs",
     **{
         **_input("cifar10dvs", timesteps=10, stem_pooling="0011", embed_dim=256, depth=2, **_SDT),
         "image_size": 64,
+        "sdsa_dvs_pool": True,
     },
 )
 _register(

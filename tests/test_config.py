@@ -207,3 +207,17 @@ def test_replace_rebroadcasts_uniform_layers_on_depth_change() -> None:
     qk = autost.models.resolve_config("qkformer-4-384-cifar10")
     qk = qk.replace(depth=5, attention=["qk-token"] * 2 + ["ssa"] * 3)
     assert qk.stages == (1, 1, 3)
+
+
+def test_official_forward_settings_round_trip_and_default_off() -> None:
+    cfg = ArchConfig(attention="sdsa", sdsa_dvs_pool=True, ssa_flat_proj_lif=True)
+    assert ArchConfig.from_json(cfg.to_json()) == cfg
+    data = ArchConfig().to_dict()
+    del data["sdsa_dvs_pool"], data["ssa_flat_proj_lif"]  # a config written before they existed
+    old = ArchConfig.from_dict(data)
+    assert old == ArchConfig() and not old.sdsa_dvs_pool and not old.ssa_flat_proj_lif
+    for name in ("sdsa_dvs_pool", "ssa_flat_proj_lif"):
+        with pytest.raises(ConfigError, match="true or false") as info:
+            ArchConfig(**{name: "yes"})
+        assert info.value.field == name
+        check_field(name, True)

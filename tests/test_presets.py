@@ -31,6 +31,7 @@ QKFormer-10-768 ImageNet (stages 1/2/7 at 192/384/768):
 from __future__ import annotations
 
 import pytest
+import torch
 
 import autost
 
@@ -121,3 +122,26 @@ def test_qkformer_imagenet_arithmetic() -> None:
     total = stem + token_block(192) + down(384) + 2 * token_block(384) + down(768)
     total += 7 * (_ssa(768) + _mlp(768)) + 768 * 1000 + 1000
     assert total == EXPECTED["qkformer-10-768-imagenet"]
+
+
+def test_only_sdt_cifar10dvs_runs_in_dvs_mode_and_no_preset_flattens_proj_lif() -> None:
+    for name in autost.list_models():
+        cfg = autost.models.resolve_config(name)
+        assert cfg.sdsa_dvs_pool == (name == "sdt-2-256-cifar10dvs"), name
+        assert not cfg.ssa_flat_proj_lif, name
+    model = autost.create_model("sdt-2-256-cifar10dvs", embed_dim=64, image_size=16)
+    assert all(block.attn.dvs_pool for block in model.blocks)
+
+
+def test_qkformer_official_proj_lif_is_opt_in_and_equal_at_batch_one() -> None:
+    # attn_scale 1: SSA's neurons fire at the default initialisation of so small a model
+    small = {"embed_dim": 64, "num_heads": 2, "image_size": 16, "timesteps": 2, "attn_scale": 1.0}
+    torch.manual_seed(0)
+    ours = autost.create_model("qkformer-4-384-cifar10", **small)
+    official = autost.create_model("qkformer-4-384-cifar10", ssa_flat_proj_lif=True, **small)
+    official.load_state_dict(ours.state_dict())
+    assert autost.count_params(official.config) == autost.count_params(ours.config)
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():  # train-mode BN normalises the neurons' inputs
+        assert torch.equal(ours(x[:1]), official(x[:1]))
+        assert not torch.equal(ours(x), official(x))

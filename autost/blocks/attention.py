@@ -6,7 +6,8 @@ ends in a biased token-wise projection with BN, and lists its layers in ``costs`
 - ``ssa`` (Spikformer): Q, K, V = LIF(BN(W x)); out = LIF_0.5(Q K^T V * scale), no softmax.
   The product is evaluated as Q (K^T V) when N > head width, else (Q K^T) V — the same integers.
 - ``sdsa`` (Spike-driven Transformer): out = Q * LIF_0.5(sum over tokens of K * V), column-wise;
-  only masks and additions, no matrix product.
+  only masks and additions, no matrix product. ``sdsa_dvs_pool`` adds the official CIFAR10-DVS
+  max-pools (see :class:`SDSA`).
 - ``qk-token`` (QKFormer): per head, a token mask LIF_0.5(sum of Q over the head's channels)
   selects tokens of K; ``qk-channel``: a channel mask LIF_0.5(sum of Q over tokens) selects
   channels of K. Linear in N, no V.
@@ -14,7 +15,10 @@ ends in a biased token-wise projection with BN, and lists its layers in ``costs`
 
 from __future__ import annotations
 
+import math
+
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from autost.blocks.common import (
     LayerCost,
@@ -72,10 +76,19 @@ class Attention(ShortcutBranch):
 
 @ATTENTIONS.register("ssa")
 class SSA(Attention):
-    """Spikformer's spiking self-attention."""
+    """Spikformer's spiking self-attention (also QKFormer's last stages).
+
+    Its output neuron (``out_lif``, the official ``proj_lif``) runs per sample. Every official
+    QKFormer instead runs ``proj_lif`` on the ``[T*B, C, N]`` tensor before the reshape, so its
+    membrane carries from sample ``b`` to ``b+1`` (and from the last sample at step ``t`` to
+    the first at ``t+1``): equal at batch 1, different at batch >= 2. ``ssa_flat_proj_lif``
+    reproduces that for official checkpoints; Spikformer's SSA and QKFormer's Q-K token
+    attention reshape first (per sample).
+    """
 
     def __init__(self, cfg: ArchConfig, layer: int) -> None:
         super().__init__(cfg, layer)
+        self.flat_out_lif = cfg.ssa_flat_proj_lif
         self.tim: nn.Module | None = None
         if cfg.tim:
             from autost.blocks.tim import TIM
@@ -116,12 +129,45 @@ class SDSA(Attention):
 
     The official code also builds a talking-heads Conv1d and an ``attn_lif`` that its forward
     never calls; both are left out (``attn_lif`` here is its ``talking_heads_lif``).
+
+    ``sdsa_dvs_pool`` (the official CIFAR10-DVS "DVS mode", its ``Erode``): a parameter-free
+    3x3 max-pool, stride 1, padding 1, applied to the K and V spikes over the token grid, then
+    to K*V before the token sum and to the output Q*KV before the projection. The last two,
+    as in the official ``[T, B, heads, N, head_dim]`` layout, pool each head's (token index,
+    channel) plane: neighbouring tokens in row-major order (wrapping across grid rows) and
+    neighbouring channels of the head. No parameters, no multiply-accumulates.
     """
+
+    def __init__(self, cfg: ArchConfig, layer: int) -> None:
+        super().__init__(cfg, layer)
+        self.dvs_pool = cfg.sdsa_dvs_pool
 
     def branch(self, spikes: Tensor, x: Tensor) -> Tensor:
         q, k, v = (self.spikes(p, spikes) for p in ("q", "k", "v"))
-        kv = self.attn_lif((k * v).sum(dim=2, keepdim=True))
-        return self.proj(q * kv)
+        if self.dvs_pool:
+            k, v = _pool_grid(k), _pool_grid(v)
+        kv = k * v
+        if self.dvs_pool:
+            kv = _pool_heads(kv, self.heads)
+        out = q * self.attn_lif(kv.sum(dim=2, keepdim=True))
+        if self.dvs_pool:
+            out = _pool_heads(out, self.heads)
+        return self.proj(out)
+
+
+def _pool_grid(x: Tensor) -> Tensor:
+    """3x3/1/1 max-pool of ``[T, B, N, C]`` tokens over their square token grid, per channel."""
+    t, b, n, c = x.shape
+    side = math.isqrt(n)
+    grid = x.reshape(t * b, side, side, c).permute(0, 3, 1, 2)
+    return F.max_pool2d(grid, 3, 1, 1).permute(0, 2, 3, 1).reshape(t, b, n, c)
+
+
+def _pool_heads(x: Tensor, heads: int) -> Tensor:
+    """3x3/1/1 max-pool of ``[T, B, N, C]`` over each head's (token index, channel) plane."""
+    t, b, n, c = x.shape
+    planes = x.reshape(t * b, n, heads, c // heads).transpose(1, 2)
+    return F.max_pool2d(planes, 3, 1, 1).transpose(1, 2).reshape(t, b, n, c)
 
 
 @ATTENTIONS.register("qk-token")

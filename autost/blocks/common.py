@@ -8,6 +8,7 @@ layers analytically (parameters and multiply-accumulates), so that the analytic 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -94,6 +95,44 @@ def spiking_neuron(neuron: NeuronConfig, threshold: float | None = None) -> nn.M
     )
 
 
+class _CanonicalGrad(torch.autograd.Function):
+    """Identity whose backward hands on the gradient with the canonical strides of a layout."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, channels_last: bool) -> Tensor:
+        ctx.channels_last = channels_last
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        _, c, h, w = grad.shape
+        if ctx.channels_last:
+            canonical, layout = (h * w * c, 1, w * c, c), torch.channels_last
+        else:
+            canonical, layout = (c * h * w, h * w, w, 1), torch.contiguous_format
+        # clone, not contiguous(): a size-1 dim makes odd strides pass as "contiguous"
+        return (grad if grad.stride() == canonical else grad.clone(memory_format=layout)), None
+
+
+class BatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` whose backward always receives a gradient in its input's layout.
+
+    torch's CPU BatchNorm backward (2.13, float32 and float64) returns wrong dx, dgamma and dbeta
+    for an NCHW input whose gradient is channels-last with non-canonical strides, which a size-1
+    dim allows: at T x B = 1 the token transpose after a stem hands its last BN strides
+    (C, 1, W*C, C). Re-laying such a gradient out is exact; for a channels-last gradient of an
+    NCHW input it is also faster than torch's mixed-layout path. Same parameters and state keys.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        y: Tensor = super().forward(x)
+        if not y.requires_grad:
+            return y
+        channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        out: Tensor = _CanonicalGrad.apply(y, channels_last)
+        return out
+
+
 class LinearBN(nn.Module):
     """Token-wise linear layer followed by BatchNorm over channels, on ``[T, B, N, C]``."""
 
@@ -136,6 +175,9 @@ class ShortcutBranch(nn.Module):
     spikes are added to spikes. ``membrane`` (Spike-driven Transformer): a LIF turns the
     membrane-potential input into spikes first, and the branch's BN output is added to the
     membrane potential. Either way the branch holds exactly one extra neuron layer.
+
+    ``flat_out_lif`` (set by a subclass) runs ``out_lif`` over the flattened ``T*B`` axis,
+    so that its membrane carries from one sample to the next (official QKFormer SSA).
     """
 
     def __init__(self, cfg: ArchConfig) -> None:
@@ -143,6 +185,7 @@ class ShortcutBranch(nn.Module):
         self.membrane = cfg.shortcut == "membrane"
         self.in_lif = spiking_neuron(cfg.neuron) if self.membrane else None
         self.out_lif = None if self.membrane else spiking_neuron(cfg.neuron)
+        self.flat_out_lif = False
 
     def branch(self, spikes: Tensor, x: Tensor) -> Tensor:
         """The branch on the input ``spikes``; ``x`` is the raw block input."""
@@ -151,7 +194,9 @@ class ShortcutBranch(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         spikes = x if self.in_lif is None else self.in_lif(x)
         y = self.branch(spikes, x)
-        if self.out_lif is not None:
+        if self.out_lif is not None and self.flat_out_lif:
+            y = self.out_lif(y.flatten(0, 1)).reshape(y.shape)
+        elif self.out_lif is not None:
             y = self.out_lif(y)
         return x + y
 

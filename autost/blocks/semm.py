@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from autost.blocks.attention import ATTENTIONS, Attention
 from autost.blocks.common import (
+    BatchNorm2d,
     LayerCost,
     LinearBN,
     ShortcutBranch,
@@ -113,7 +114,7 @@ class EMSP(ShortcutBranch):
         self.expert_conv = nn.Conv2d(
             self.half_width, self.half_width, 3, padding=1, groups=self.half_width, bias=False
         )
-        self.expert_bn = nn.BatchNorm2d(self.half_width)
+        self.expert_bn = BatchNorm2d(self.half_width)
         self.expert_lif = spiking_neuron(cfg.neuron)
         self.fc2 = LinearBN(self.half_width, dim)
 

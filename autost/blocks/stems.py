@@ -20,6 +20,7 @@ from itertools import pairwise
 from torch import Tensor, nn
 
 from autost.blocks.common import (
+    BatchNorm2d,
     LayerCost,
     bn_cost,
     conv_cost,
@@ -50,7 +51,7 @@ def _conv3(cin: int, cout: int) -> nn.Conv2d:
 def _conv_stack(module: nn.Module, widths: list[int], cfg: ArchConfig) -> None:
     """Give ``module`` the 3x3 conv / BN / LIF lists of a stem through ``widths``."""
     module.convs = nn.ModuleList(_conv3(a, b) for a, b in pairwise(widths))
-    module.bns = nn.ModuleList(nn.BatchNorm2d(c) for c in widths[1:])
+    module.bns = nn.ModuleList(BatchNorm2d(c) for c in widths[1:])
     module.lifs = nn.ModuleList(spiking_neuron(cfg.neuron) for _ in widths[1:])
     if cfg.coding == "gac":
         module.gac = GACGate(cfg, widths[1])
@@ -116,7 +117,7 @@ class SPS(Stem):
         self.pools = [flag == "1" for flag in cfg.stem_pooling]
         _conv_stack(self, widths, cfg)
         self.rpe_conv = _conv3(dim, dim)
-        self.rpe_bn = nn.BatchNorm2d(dim)
+        self.rpe_bn = BatchNorm2d(dim)
         self.rpe_lif = spiking_neuron(cfg.neuron)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -161,7 +162,7 @@ class SPSMembrane(Stem):
         self.pools = [flag == "1" for flag in cfg.stem_pooling]
         _conv_stack(self, widths, cfg)
         self.rpe_conv = _conv3(dim, dim)
-        self.rpe_bn = nn.BatchNorm2d(dim)
+        self.rpe_bn = BatchNorm2d(dim)
 
     def forward(self, x: Tensor) -> Tensor:
         t = self.timesteps
@@ -202,7 +203,7 @@ class _QKStem(Stem):
         _conv_stack(self, widths, cfg)
         stride = 2 ** sum(self.pools[self.source + 1 :])
         self.res_conv = nn.Conv2d(widths[self.source + 1], width, 1, stride=stride, bias=False)
-        self.res_bn = nn.BatchNorm2d(width)
+        self.res_bn = BatchNorm2d(width)
         self.res_lif = spiking_neuron(cfg.neuron)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -271,12 +272,12 @@ class QKDownsample(nn.Module):
         self.timesteps = cfg.timesteps
         self.pool_first = cfg.stem == "qk-imagenet"
         half = width // 2
-        self.conv1, self.bn1 = _conv3(half, width), nn.BatchNorm2d(width)
+        self.conv1, self.bn1 = _conv3(half, width), BatchNorm2d(width)
         self.lif1 = spiking_neuron(cfg.neuron)
-        self.conv2, self.bn2 = _conv3(width, width), nn.BatchNorm2d(width)
+        self.conv2, self.bn2 = _conv3(width, width), BatchNorm2d(width)
         self.lif2 = spiking_neuron(cfg.neuron)
         self.res_conv = nn.Conv2d(half, width, 1, stride=2, bias=False)
-        self.res_bn = nn.BatchNorm2d(width)
+        self.res_bn = BatchNorm2d(width)
         self.res_lif = spiking_neuron(cfg.neuron)
 
     def forward(self, tokens: Tensor, side: int) -> Tensor:
