@@ -11,6 +11,7 @@ from autost.models import SpikingTransformer, create_model, list_models, registe
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # type checkers see the real signatures of the lazily loaded names
+    from autost.official import load_official
     from autost.search import search
     from autost.space import SearchSpace
     from autost.training import TrainResult, TrainSettings, train
@@ -22,6 +23,7 @@ _LAZY = {
     "train": "autost.training",
     "TrainSettings": "autost.training",
     "TrainResult": "autost.training",
+    "load_official": "autost.official",
 }
 
 
@@ -51,6 +53,7 @@ __all__ = [
     "estimate_cost",
     "layer_table",
     "list_models",
+    "load_official",
     "register_model",
     "search",
     "train",

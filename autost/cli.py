@@ -155,6 +155,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from autost.official import convert
+
+    print(convert(args.checkpoint, args.preset, args.output))
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from autost.data import parse_options
     from autost.training import TrainSettings, train
@@ -514,6 +521,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--top", type=int, default=1)
     e.add_argument("-o", "--output", default=None, help="file (--top 1) or folder (--top > 1)")
     e.set_defaults(func=_cmd_export)
+
+    c = sub.add_parser(
+        "convert",
+        help="convert an official Spikformer/SDT/QKFormer checkpoint into a bundle",
+        description="Load an official checkpoint (weights only: nothing in it runs), map its "
+        "keys onto a preset and write a bundle folder (config.json + weights.pt) that "
+        "autost.create_model(folder) loads. A checkpoint that does not fit the preset is "
+        "refused, naming the first missing, unexpected or misshapen key.",
+    )
+    c.add_argument("checkpoint", help="official checkpoint file (.pth / .pt)")
+    c.add_argument(
+        "--preset", required=True, help="preset name (see 'autost models') or config JSON"
+    )
+    c.add_argument("-o", "--output", required=True, help="bundle folder to write")
+    c.set_defaults(func=_cmd_convert)
     _add_train(sub)
     _add_tune(sub)
     _add_run(sub)
