@@ -1,7 +1,10 @@
 """The :class:`Proxy` base class and the ``PROXIES`` registry.
 
 A proxy maps an architecture (through a :class:`~autost.proxies.ProxyContext`, which owns the
-config, the batch and the one model built for scoring) to one raw float. Every proxy declares
+config, the batch and the one model built for scoring, or a copy of any spiking network with
+:meth:`~autost.proxies.ProxyContext.from_model`) to one raw float. A proxy that reads
+``ctx.config`` raises :class:`~autost.proxies.ConfigRequiredError` on a model given without
+one (``autost_fitness``); the others run on any model. Every proxy declares
 
 - ``sign``: ``+1`` if a higher raw value predicts a better architecture, ``-1`` if lower is
   better; the *oriented* score ``sign * raw`` is always higher-is-better;

@@ -3,30 +3,44 @@
 Both follow SamsungLabs/zero-cost-nas (Abdelfattah et al., ICLR 2021, "Zero-Cost Proxies for
 Lightweight NAS"), whose per-layer scores are summed over the synaptic layers (convolutions and
 linears, their weights only). Spikes are Heaviside steps, so every gradient here is the
-surrogate gradient the network would train with.
+surrogate gradient the network would train with. Both run on any spiking network
+(:func:`autost.proxies.score`); one without trainable conv/linear weights is an
+:class:`~autost.errors.AutostError`.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from autost.neurons import neuron_layers
+from autost.errors import AutostError
 from autost.proxies.base import Proxy, register_proxy
+from autost.proxies.context import SYNAPTIC, find_neurons
 
 if TYPE_CHECKING:
     from autost.proxies.context import ProxyContext
-
-SYNAPTIC = (nn.Linear, nn.modules.conv._ConvNd)
 
 
 def synaptic_weights(model: nn.Module) -> list[Tensor]:
     """The weights of the convolutions and linears of ``model``: what the scores sum over."""
     return [m.weight for m in model.modules() if isinstance(m, SYNAPTIC)]
+
+
+def trainable_weights(model: nn.Module, proxy: str) -> list[Tensor]:
+    """The conv/linear weights of ``model`` that require grad; an :class:`AutostError` naming
+    ``proxy`` if there are none (a gradient proxy has nothing to measure)."""
+    weights = [w for w in synaptic_weights(model) if w.requires_grad]
+    if not weights:
+        params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        raise AutostError(
+            f"{proxy} needs gradients of conv/linear weights, but {type(model).__name__} has no "
+            f"conv or linear layer with trainable weights ({params} trainable parameters)"
+        )
+    return weights
 
 
 @register_proxy
@@ -45,12 +59,13 @@ class GradNorm(Proxy):
 
     def compute(self, ctx: ProxyContext) -> float:
         model = ctx.model
+        weights = trainable_weights(model, self.name)
         x, y = ctx.inputs()
         model.zero_grad(set_to_none=True)
         try:
             with torch.enable_grad():
-                F.cross_entropy(model(x), y.to(x.device).long()).backward()
-            norms = [w.grad.double().norm() for w in synaptic_weights(model) if w.grad is not None]
+                F.cross_entropy(ctx.forward(x), y.to(x.device).long()).backward()
+            norms = [w.grad.double().norm() for w in weights if w.grad is not None]
             return float(sum(norms))
         finally:
             model.zero_grad(set_to_none=True)
@@ -66,7 +81,9 @@ class Synflow(Proxy):
     (a PLIF's time constant) keep their values: they are dynamics, not synaptic weights, and
     the gradients are surrogate gradients. float64 keeps the product of many positive layers
     from overflowing; a result that still overflows is ``inf`` (ranked as the largest).
-    Data-free, but builds a model (higher is better).
+    Data-free, but builds a model (higher is better). A model without config gets one all-ones
+    sample shaped like the batch's (the whole batch, ``R`` divided by ``B``, where the batch
+    dimension is ambiguous: without BN the samples do not interact).
     """
 
     name = "synflow"
@@ -74,22 +91,44 @@ class Synflow(Proxy):
     cost = "own float64 forward + backward pass on one all-ones sample"
 
     def compute(self, ctx: ProxyContext) -> float:
+        trainable_weights(ctx.model, self.name)
         model = copy.deepcopy(ctx.model)
         for name, module in list(model.named_modules()):
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 model.set_submodule(name, nn.Identity())
         model.double()
-        dynamics = {id(p) for _, neuron in neuron_layers(model) for p in neuron.parameters()}
+        for module in model.modules():  # neurons that emit float32 spikes (snnTorch's)
+            if isinstance(module, SYNAPTIC):
+                module.register_forward_pre_hook(_to_float64)
+        dynamics = {id(p) for _, neuron in find_neurons(model) for p in neuron.parameters()}
         with torch.no_grad():
             for param in model.parameters():
                 if id(param) not in dynamics:
                     param.abs_()
-        cfg = ctx.config
-        shape = (1, cfg.in_channels, cfg.image_size, cfg.image_size)
-        ones = torch.ones(shape, dtype=torch.float64, device=ctx.device)
+        if ctx.has_config:
+            cfg = ctx.config
+            ones, samples = torch.ones(1, cfg.in_channels, cfg.image_size, cfg.image_size), 1
+        else:
+            sample, samples = one_sample(*ctx.inputs())
+            ones = torch.ones_like(sample)
+        ones = ones.to(device=ctx.device, dtype=torch.float64)
         with torch.enable_grad():
-            model(ones).sum().backward()
-        flows = [
-            (w.detach() * w.grad).abs().sum() for w in synaptic_weights(model) if w.grad is not None
-        ]
+            (ctx.forward(ones, model, samples).sum() / samples).backward()
+        weights = trainable_weights(model, self.name)
+        flows = [(w.detach() * w.grad).abs().sum() for w in weights if w.grad is not None]
         return float(sum(flows))
+
+
+def one_sample(x: Tensor, y: Tensor) -> tuple[Tensor, int]:
+    """One sample of ``x`` (``[1, ...]`` or ``[T, 1, ...]``) and 1, or all of ``x`` and ``B``
+    where the batch dimension is ambiguous (``x.shape[0] == x.shape[1] == B = len(y)``)."""
+    first, second = x.shape[0] == len(y), x.shape[1] == len(y)
+    if first and not second:
+        return x[:1], 1
+    if second and not first:
+        return x[:, :1], 1
+    return x, len(y)
+
+
+def _to_float64(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    return (args[0].double(), *args[1:])

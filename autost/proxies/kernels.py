@@ -1,7 +1,9 @@
 """Kernel proxies over the binary spike codes of one batch: SAHD (SNASNet) and NASWOT's
 Hamming kernel.
 
-For every LIF layer ``l`` and timestep ``t`` the spikes of the B samples form binary codes
+For every neuron layer ``l`` (:func:`autost.proxies.find_neurons`: autost, SpikingJelly,
+snnTorch, Norse or registered neurons; a single-step neuron's call is one timestep) and
+timestep ``t`` the spikes of the B samples form binary codes
 ``x_i`` of length ``N_l`` (the layer's neurons per sample). With ``n_i = |x_i|`` (spike count),
 ``G = x x^T`` (shared spikes) and the Hamming distance ``d_ij = n_i + n_j - 2 G_ij``:
 
@@ -121,7 +123,7 @@ class SAHD(Proxy):
     name = "sahd"
     sign = 1
     needs_data = True
-    cost = "shared forward pass + one B x B matmul per LIF layer and timestep"
+    cost = "shared forward pass + one B x B matmul per neuron layer and timestep"
     shares = frozenset({"activity", "kernels"})
 
     def compute(self, ctx: ProxyContext) -> float:
@@ -135,7 +137,7 @@ class NaswotHD(Proxy):
     name = "naswot_hd"
     sign = 1
     needs_data = True
-    cost = "shared forward pass + one B x B matmul per LIF layer and timestep"
+    cost = "shared forward pass + one B x B matmul per neuron layer and timestep"
     shares = frozenset({"activity", "kernels"})
 
     def compute(self, ctx: ProxyContext) -> float:
