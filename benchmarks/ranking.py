@@ -1,30 +1,44 @@
-"""Ranking quality of every proxy against trained accuracy on a fixed pool of architectures.
+"""Ranking quality of every proxy against trained accuracy on fixed pools of architectures.
 
 Run: ``python benchmarks/ranking.py [--datasets digits,mnist] [--n 40] [--epochs 10]``
-(resumable: finished trainings are read back from the table and skipped). On CPU the MNIST
-trainings take hours; ``--device cuda --jobs 12`` runs them side by side on one GPU (about 4
-minutes on an H200), ``--train-only`` fills the tables without the report. ``--tiny`` (4
-architectures, 1 epoch, digits) is the CI smoke run.
+(resumable: finished trainings and scores are read back from their tables and skipped). On
+CPU the MNIST trainings take hours; ``--device cuda --jobs 12`` runs them side by side on one
+GPU (about 4 minutes on an H200 for 80), ``--train-only`` fills the tables without the
+report, ``--score-only`` fills the score cache, ``--no-train`` reports what is trained.
+``--tiny`` (4 architectures per pool, 1 epoch, digits, the open pool and ``params-200k``) is
+the CI smoke run.
 
-1. The pool: ``--n`` architectures sampled from the shipped ``digits`` space with seed 2026,
-   persisted to ``OUT/ranking_pool.json`` (re-used when present, so the pool is fixed).
+1. The open pool: ``--n`` architectures sampled from the shipped ``digits`` space with seed
+   2026, persisted to ``OUT/ranking_pool.json`` (re-used when present, so the pool is fixed).
    MNIST trains the same architectures at 16x16 input (``image_size=16`` of the loader: the
    t10k IDX files of ../shared/data/mnist, split 70/15/15 stratified).
-2. Ground truth: each architecture trained by ``autost.train`` with one fixed short recipe
+2. Budget-band pools (``--pools``, :data:`BAND_POOLS`): ``--pool-n`` distinct architectures
+   of the same space whose analytic parameter count (``params-200k``) or FLOPs
+   (``flops-10m``) at the space's 8x8 input lies within 10% of a target in the middle of the
+   space's range, drawn with their own seeds and persisted to ``OUT/ranking_pool_<name>.json``.
+   Capacity barely varies inside a band, so they ask whether a proxy ranks beyond capacity.
+   Trained on ``--band-datasets`` with ``--pool-seeds`` seeds (``OUT/ranking_accuracy_<name>.csv``);
+   their ground truth is the mean accuracy over the seeds.
+3. Ground truth: each architecture trained by ``autost.train`` with one fixed short recipe
    (``--epochs`` epochs, lr 5e-3, batch 64, seed 0, fp32); validation accuracy appended to
-   ``OUT/ranking_accuracy.csv`` after every training (a diverged training counts 0).
-3. Proxies: every registered proxy on the evaluator's fixed batch of the same dataset, and the
-   ``zero-cost`` ensemble (sahd + grad_norm + flops, equal weights fixed a priori; percentiles
-   against its own reference pool, ``--reference`` (64) candidates of the space drawn with seed
-   0, not the evaluation pool).
-4. ``OUT/ranking.json``: per dataset, ``n_architectures``, ``kendall_tau`` (tau-b) and
-   ``spearman_rho`` per proxy with 95% bootstrap intervals (1,000 resamples of architectures),
-   the ensemble against FLOPs alone, and the accuracy of each proxy's top-1 pick relative to
-   the best in the pool.
-5. Seed-to-seed ceiling: the ``--noise-datasets`` (digits, MNIST) trained again with
-   ``--noise-seeds`` more seeds (``OUT/ranking_seeds.csv``); their tau against seed 0 is how
-   well one training ranks the pool against another (the reliability of the ground truth), and
-   every proxy is also ranked against the mean accuracy over the seeds.
+   the pool's table after every training, with its device (a diverged training counts 0).
+4. Scores (``OUT/ranking_scores.csv``, a cache; ``--rescore`` after a proxy changed): every
+   registered proxy on the evaluator's fixed batch of the same dataset (one that fails is NaN,
+   ranked last, and listed), the ``zero-cost`` ensemble (sahd + grad_norm + flops, equal
+   weights fixed a priori; percentiles against its own reference pool, ``--reference`` (64)
+   candidates of the space drawn with seed 0, not an evaluation pool), and the low-fidelity
+   baselines ``short-1epoch`` and ``loss-drop`` (short-training evaluator recipes), each with
+   its wall seconds per candidate.
+5. ``OUT/ranking.json``: per dataset of the open pool (``datasets``) and per band pool and
+   dataset (``pools``), ``kendall_tau`` (tau-b) and ``spearman_rho`` per proxy with 95%
+   bootstrap intervals (1,000 resamples of architectures), the accuracy of each proxy's top-1
+   pick relative to the best in the pool, the top-5 regret (the pool's best accuracy minus the
+   best among the proxy's 5 highest) and the median seconds per candidate; for the open pool
+   also the ensemble against FLOPs alone.
+6. Seed-to-seed ceiling: the open pool's ``--noise-datasets`` (digits, MNIST) trained again
+   with ``--noise-seeds`` more seeds (``OUT/ranking_seeds.csv``), the band pools with their
+   second seed; tau between seeds is how well one training ranks the pool against another
+   (the reliability of the ground truth).
 ``OUT/ranking.md`` is the same in tables.
 """
 
@@ -39,6 +53,7 @@ import os
 import platform
 import sys
 import tempfile
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -46,7 +61,8 @@ from typing import Any
 import numpy as np
 
 import autost
-from autost.proxies import list_proxies, score_all
+from autost.io import atomic_write_text
+from autost.proxies import list_proxies
 from autost.space import SearchSpace
 
 MNIST_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
@@ -54,6 +70,17 @@ DATASETS: dict[str, dict[str, Any]] = {
     "digits": {"options": {}, "image_size": 8},
     "mnist": {"options": {"source": "test", "image_size": 16}, "image_size": 16},
 }
+OPEN_POOL_SEED = 2026
+#: Budget-band pools: architectures of the ``digits`` space whose analytic ``budget`` (at the
+#: space's own 8x8 input) lies within ``tolerance`` of ``target``, drawn with ``seed``.
+BAND_POOLS: dict[str, dict[str, Any]] = {
+    "params-200k": {"budget": "params", "target": 200_000, "tolerance": 0.10, "seed": 2027},
+    "flops-10m": {"budget": "flops", "target": 10_000_000, "tolerance": 0.10, "seed": 2028},
+}
+POOLS = ("open", *BAND_POOLS)
+#: A band pool's architectures and its accuracies, keyed by (dataset, arch, seed).
+Band = tuple[list[autost.ArchConfig], dict[tuple[str, int, int], float]]
+MAX_DRAWS = 200_000
 
 
 def machine() -> str:
@@ -77,9 +104,52 @@ def pool(out: Path, n: int) -> list[autost.ArchConfig]:
             )
         return configs
     space = SearchSpace.load("digits")
-    rng = np.random.default_rng(2026)
+    rng = np.random.default_rng(OPEN_POOL_SEED)
     configs = [space.sample(rng) for _ in range(n)]
     path.write_text(json.dumps([c.to_dict() for c in configs], indent=1) + "\n")
+    return configs
+
+
+def budget_of(cfg: autost.ArchConfig, budget: str) -> float:
+    """The analytic budget of ``cfg``: its parameter count or its FLOPs."""
+    return float(
+        autost.count_params(cfg) if budget == "params" else autost.estimate_cost(cfg).flops
+    )
+
+
+def band_pool(out: Path, name: str, n: int) -> list[autost.ArchConfig]:
+    """Pool ``name`` of :data:`BAND_POOLS`: the first ``n`` distinct samples of the ``digits``
+    space (drawn with the pool's seed) inside its budget band, persisted to
+    ``OUT/ranking_pool_<name>.json`` with its definition and re-used when present."""
+    spec = BAND_POOLS[name]
+    path = out / f"ranking_pool_{name}.json"
+    if path.exists():
+        data = json.loads(path.read_text())
+        stored = {k: data.get(k) for k in spec}
+        if stored != spec or len(data["configs"]) != n:
+            raise SystemExit(
+                f"{path} holds {len(data['configs'])} architectures of {stored}, not "
+                f"--pool-n {n} of {spec}: give another --out for another pool"
+            )
+        return [autost.ArchConfig.from_dict(c) for c in data["configs"]]
+    space = SearchSpace.load("digits")
+    rng = np.random.default_rng(spec["seed"])
+    configs: list[autost.ArchConfig] = []
+    seen: set[str] = set()
+    draws = 0
+    while len(configs) < n:
+        if draws == MAX_DRAWS:
+            raise SystemExit(f"pool {name}: {MAX_DRAWS} draws gave {len(configs)} of {n}")
+        draws += 1
+        cfg = space.sample(rng)
+        key = cfg.to_json()
+        if key in seen:
+            continue
+        seen.add(key)
+        if abs(budget_of(cfg, spec["budget"]) / spec["target"] - 1) <= spec["tolerance"]:
+            configs.append(cfg)
+    data = {**spec, "space": "digits", "draws": draws, "configs": [c.to_dict() for c in configs]}
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
     return configs
 
 
@@ -199,35 +269,195 @@ def train_one(
     return acc, device
 
 
-def proxy_scores(
-    configs: list[autost.ArchConfig], dataset: str, reference: int, mnist_root: str
-) -> list[dict[str, float]]:
-    from autost.search.scoring import load_evaluator
+#: Low-fidelity baselines: short-training evaluator recipes scored beside the proxies.
+LOW_FIDELITY = ("short-1epoch", "loss-drop")
+SCORE_HEADER = ["pool", "dataset", "arch", "name", "value", "seconds", "error"]
+ScoreKey = tuple[str, str, int, str]
+#: Pseudo-names in the score cache: the model build and the shared pass of one candidate.
+BUILD, SHARED = "_build", "_shared_pass"
 
-    spec = DATASETS[dataset]
-    evaluator = load_evaluator("zero-cost", None)
-    if dataset != "digits":
-        evaluator = evaluator.with_dataset(dataset, mnist_root, **spec["options"])
-    space = SearchSpace.load("digits")
-    rng = np.random.default_rng(0)
-    evaluator.fit_reference(
-        [space.sample(rng).replace(image_size=spec["image_size"]) for _ in range(reference)]
-    )
-    names = list_proxies()
-    rows = []
-    for cfg in configs:
-        cfg = cfg.replace(image_size=spec["image_size"])
-        raw = score_all(cfg, names, batch=evaluator.batch(cfg), seed=0)
-        oriented = {n: autost.proxies.get_proxy(n).oriented(v) for n, v in raw.items()}
-        oriented["ensemble"] = evaluator.combine(raw)
-        rows.append(oriented)
-    return rows
+
+def read_scores(path: Path) -> dict[ScoreKey, tuple[float, float, str]]:
+    """The score cache: ``(pool, dataset, arch, name) -> (oriented value, seconds, error)``;
+    a later row of a key replaces an earlier one."""
+    if not path.exists():
+        return {}
+    with path.open() as handle:
+        return {
+            (r["pool"], r["dataset"], int(r["arch"]), r["name"]): (
+                float(r["value"]),
+                float(r["seconds"]),
+                r["error"],
+            )
+            for r in csv.DictReader(handle)
+        }
+
+
+class Scores:
+    """Every proxy, the ``zero-cost`` ensemble and the :data:`LOW_FIDELITY` baselines of one
+    dataset, per architecture, computed once and cached in ``OUT/ranking_scores.csv``.
+
+    The proxies of one candidate share one :class:`~autost.proxies.ProxyContext` (one model,
+    one shared pass); a proxy's cost per candidate is its own time plus the model build (if it
+    builds one) and the shared pass (if it reads it), as a lone evaluator would spend. A proxy
+    that raises is recorded as NaN with its error, and the others go on.
+    """
+
+    def __init__(self, out: Path, dataset: str, reference: int, mnist_root: str) -> None:
+        from autost.evaluator import Evaluator
+
+        self.out, self.dataset, self.reference = out, dataset, reference
+        self.spec = DATASETS[dataset]
+        self.root = mnist_root if dataset == "mnist" else None
+        self.path = out / "ranking_scores.csv"
+        self.cache = read_scores(self.path)
+        evaluator = Evaluator.load("zero-cost")
+        if dataset != "digits":
+            evaluator = evaluator.with_dataset(dataset, self.root, **self.spec["options"])
+        self.ensemble = evaluator
+
+    def forget(self) -> None:
+        """Ignore the cached values (``--rescore``) and the cached reference pool."""
+        self.cache = {}
+        (self.out / f"ranking_reference_{self.dataset}.json").unlink(missing_ok=True)
+
+    def _record(self, key: ScoreKey, value: float, seconds: float, error: str = "") -> None:
+        new_file = not self.path.exists() or not self.path.stat().st_size
+        with self.path.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, SCORE_HEADER)
+            if new_file:
+                writer.writeheader()
+            row = dict(zip(SCORE_HEADER[:4], key, strict=True))
+            error = error.replace("\n", " ")[:300]
+            writer.writerow(
+                {**row, "value": repr(value), "seconds": f"{seconds:.4f}", "error": error}
+            )
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.cache[key] = (value, seconds, error)
+
+    def fill(self, pool_name: str, configs: list[autost.ArchConfig]) -> None:
+        """Compute what the cache lacks for ``configs`` of pool ``pool_name``."""
+        from autost.evaluator import Evaluator
+        from autost.proxies import ProxyContext
+
+        proxies = list_proxies()
+        for i, cfg in enumerate(configs):
+            cfg = cfg.replace(image_size=self.spec["image_size"])
+            key = (pool_name, self.dataset, i)
+            missing = [n for n in proxies if (*key, n) not in self.cache]
+            baselines = [n for n in LOW_FIDELITY if (*key, n) not in self.cache]
+            if not missing and not baselines:
+                continue
+            if missing:
+                ctx = ProxyContext(cfg, self.ensemble.batch(cfg), seed=0)
+                start = time.perf_counter()
+                ctx.model  # noqa: B018  (built once, timed apart)
+                self._record((*key, BUILD), math.nan, time.perf_counter() - start)
+                try:
+                    values = ctx.score(missing)
+                    errors: dict[str, str] = {}
+                except Exception:  # one proxy failed: score them one by one to find it
+                    values, errors = {}, {}
+                    for name in missing:
+                        try:
+                            values.update(ctx.score([name]))
+                        except Exception as exc:
+                            values[name] = math.nan
+                            errors[name] = f"{type(exc).__name__}: {exc}"
+                            print(f"{pool_name} {self.dataset} arch {i}: {name} failed: {exc}")
+                self._record((*key, SHARED), math.nan, ctx.seconds.get("activity", 0.0))
+                for name in missing:
+                    value = autost.proxies.get_proxy(name).oriented(values[name])
+                    self._record(
+                        (*key, name), value, ctx.seconds.get(name, 0.0), errors.get(name, "")
+                    )
+            for name in baselines:
+                evaluator = Evaluator.load(name)
+                if self.dataset != "digits":
+                    evaluator = evaluator.with_dataset(
+                        self.dataset, self.root, **self.spec["options"]
+                    )
+                start = time.perf_counter()
+                try:
+                    value, error = evaluator.score(cfg)["score"], ""
+                except Exception as exc:
+                    value, error = math.nan, f"{type(exc).__name__}: {exc}"
+                    print(f"{pool_name} {self.dataset} arch {i}: {name} failed: {exc}")
+                self._record((*key, name), value, time.perf_counter() - start, error)
+            print(f"{pool_name} {self.dataset} arch {i}: scored", flush=True)
+
+    def _reference(self) -> None:
+        """The ensemble's reference pool: ``reference`` digits-space samples drawn with seed 0
+        (not the evaluation pool), saved as ``OUT/ranking_reference_<dataset>.json``."""
+        if self.ensemble.reference is not None:
+            return
+        path = self.out / f"ranking_reference_{self.dataset}.json"
+        if path.exists():
+            self.ensemble.set_reference(path)
+            if self.ensemble.reference and self.ensemble.reference.size == self.reference:
+                return
+        space = SearchSpace.load("digits")
+        rng = np.random.default_rng(0)
+        size = self.spec["image_size"]
+        drawn = [space.sample(rng).replace(image_size=size) for _ in range(self.reference)]
+        self.ensemble.fit_reference(drawn).save(path)
+
+    def table(
+        self, pool_name: str, n: int
+    ) -> tuple[dict[str, list[float]], dict[str, float], list[str]]:
+        """Per name, the oriented values of the ``n`` architectures (proxies, ``ensemble``,
+        baselines); the median seconds per candidate of each; the failures, one line each."""
+        proxies = [
+            p
+            for p in list_proxies()
+            if all((pool_name, self.dataset, i, p) in self.cache for i in range(n))
+        ]
+        values: dict[str, list[float]] = {}
+        seconds: dict[str, list[float]] = {}
+        failures = []
+        for name in [*proxies, *LOW_FIDELITY, BUILD, SHARED]:
+            rows = [self.cache[(pool_name, self.dataset, i, name)] for i in range(n)]
+            values[name] = [r[0] for r in rows]
+            seconds[name] = [r[1] for r in rows]
+            failures += [
+                f"{pool_name} {self.dataset} arch {i}: {name}: {r[2]}"
+                for i, r in enumerate(rows)
+                if r[2]
+            ]
+        build, shared = seconds.pop(BUILD), seconds.pop(SHARED)
+        del values[BUILD], values[SHARED]
+        costs: dict[str, list[float]] = {}
+        for name in proxies:
+            proxy = autost.proxies.get_proxy(name)
+            costs[name] = [
+                s
+                + (b if getattr(proxy, "builds_model", True) else 0.0)
+                + (a if proxy.shares else 0.0)
+                for s, b, a in zip(seconds[name], build, shared, strict=True)
+            ]
+        members = list(self.ensemble.weights)
+        self._reference()
+        values["ensemble"] = [
+            self.ensemble.combine(
+                {m: autost.proxies.get_proxy(m).sign * values[m][i] for m in members}
+            )
+            for i in range(n)
+        ]
+        costs["ensemble"] = [
+            sum(seconds[m][i] for m in members) + build[i] + shared[i] for i in range(n)
+        ]
+        for name in LOW_FIDELITY:
+            costs[name] = seconds[name]
+        return values, {k: float(np.median(v)) for k, v in costs.items()}, failures
 
 
 def correlations(
     table: dict[str, list[float]], accs: list[float], rng: np.random.Generator
 ) -> dict[str, dict[str, Any]]:
-    """Tau-b, rho, their 95% bootstrap intervals and the top-1 pick of every column of ``table``.
+    """Tau-b, rho, their 95% bootstrap intervals, the top-1 pick's accuracy relative to the best
+    and the top-5 regret (best accuracy minus the best among the column's 5 highest) of every
+    column of ``table``.
 
     Every proxy is judged on the same 1,000 resamples of architectures, so that the paired
     difference ``ensemble - flops`` has its own interval.
@@ -254,12 +484,14 @@ def correlations(
 
     stats: dict[str, dict[str, Any]] = {}
     for n, x in xs.items():
+        picks = np.argsort(-x, kind="stable")[:5]  # the proxy's top-5, ties in pool order
         stats[n] = {
             "tau": _number(kendalltau(x, y).statistic),
             "rho": _number(spearmanr(x, y).statistic),
             "tau_ci": interval(samples[n]["tau"]),
             "rho_ci": interval(samples[n]["rho"]),
             "top1": float(y[int(np.argmax(x))] / y.max()) if y.max() > 0 else 0.0,
+            "top5_regret": float(y.max() - y[picks].max()),
         }
     if "ensemble" in xs and "flops" in xs:
         for key in ("tau", "rho"):
@@ -285,8 +517,9 @@ def markdown(
     done: dict[tuple[str, int, int], float],
     report: dict[str, Any],
     command: str,
+    bands: dict[str, Band],
 ) -> str:
-    """``ranking.md``: the accuracy table and, per dataset, the correlation table."""
+    """``ranking.md``: the open pool's accuracy and correlation tables, then each band pool's."""
     datasets = list(report["datasets"])
     columns = [f"{d} seed 0" for d in datasets]
     replays = []  # accuracies of the seed-to-seed retrainings, one list per column
@@ -306,8 +539,10 @@ def markdown(
         )
         + ".",
         f"Ensemble: {report['ensemble_weights']}.",
+        f"Low-fidelity baselines: {report['low_fidelity']}.",
+        f"Cost: {report['cost']}.",
         "",
-        "## Trained accuracy (validation)",
+        "## Open pool: trained accuracy (validation)",
         "",
         "| arch | architecture | params | FLOPs (digits) | " + " | ".join(columns) + " |",
         "|---:|---|---:|---:|" + "---:|" * len(columns),
@@ -321,18 +556,10 @@ def markdown(
     for dataset, result in report["datasets"].items():
         lines += [
             "",
-            f"## {dataset}: {result['n_architectures']} architectures, best accuracy "
+            f"## Open pool, {dataset}: {result['n_architectures']} architectures, best accuracy "
             f"{result['best_accuracy']:.4f}",
             "",
-            "| proxy | Kendall tau-b [95% CI] | Spearman rho [95% CI] | top-1 pick / best |",
-            "|---|---|---|---:|",
-        ]
-        order = sorted(result["kendall_tau"], key=lambda n: -_or(result["kendall_tau"][n], -2.0))
-        for n in order:
-            tau = _cell(result["kendall_tau"][n], result["kendall_tau_ci95"][n])
-            rho = _cell(result["spearman_rho"][n], result["spearman_rho_ci95"][n])
-            lines.append(f"| {n} | {tau} | {rho} | {result['top1_relative_accuracy'][n]:.3f} |")
-        lines += [
+            *_table(result),
             "",
             "Ensemble minus FLOPs (paired bootstrap): "
             + ", ".join(
@@ -367,7 +594,165 @@ def markdown(
                 tau = _cell(pooled["kendall_tau"][n], pooled["kendall_tau_ci95"][n])
                 rho = _cell(pooled["spearman_rho"][n], pooled["spearman_rho_ci95"][n])
                 lines.append(f"| {n} | {tau} | {rho} |")
+    for name, entry in report["pools"].items():
+        lines += ["", *_band_markdown(name, entry, bands[name])]
+    if report["proxy_failures"]:
+        lines += ["", "## Failures (recorded as NaN, ranked last)", ""]
+        lines += [f"- {line}" for line in report["proxy_failures"]]
     return "\n".join(lines) + "\n"
+
+
+def _table(result: dict[str, Any]) -> list[str]:
+    """The per-proxy table of one pool and dataset, best tau first."""
+    lines = [
+        "| proxy | Kendall tau-b [95% CI] | Spearman rho [95% CI] | top-1 pick / best "
+        "| top-5 regret | s / candidate |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    seconds = result.get("seconds_per_candidate", {})
+    for n in sorted(result["kendall_tau"], key=lambda n: -_or(result["kendall_tau"][n], -2.0)):
+        tau = _cell(result["kendall_tau"][n], result["kendall_tau_ci95"][n])
+        rho = _cell(result["spearman_rho"][n], result["spearman_rho_ci95"][n])
+        label = f"{n} (training)" if n in LOW_FIDELITY else n
+        cost = f"{seconds[n]:.3g}" if n in seconds else "n/a"
+        lines.append(
+            f"| {label} | {tau} | {rho} | {result['top1_relative_accuracy'][n]:.3f} "
+            f"| {result['top5_regret'][n]:.4f} | {cost} |"
+        )
+    return lines
+
+
+def _band_markdown(name: str, entry: dict[str, Any], band: Band) -> list[str]:
+    """The section of one budget-band pool."""
+    configs, done = band
+    d = entry["definition"]
+    seeds = entry["seeds"]
+    datasets = list(entry["datasets"])
+    columns = [f"{ds} seed {k}" for ds in datasets for k in seeds]
+    lo, hi = entry["budget_range"]["params"]
+    flo, fhi = entry["budget_range"]["flops"]
+    lines = [
+        f"## Budget band `{name}`: {d['budget']} within {d['tolerance']:.0%} of "
+        f"{d['target']:,} ({entry['n_architectures']} architectures)",
+        "",
+        f"The first {entry['n_architectures']} distinct samples of the `digits` space (seed "
+        f"{d['seed']}, {d['draws']} draws) whose analytic {d['budget']} at the space's 8x8 input "
+        f"lie in the band: params {lo:,}-{hi:,}, FLOPs {flo / 1e6:.2f}-{fhi / 1e6:.2f} M. "
+        f"Trained with the open pool's recipe, seeds {', '.join(map(str, seeds))}; ground truth: "
+        "the mean validation accuracy over the seeds.",
+    ]
+    for ds, why in entry.get("incomplete", {}).items():
+        lines += ["", f"{ds}: not reported yet ({why})."]
+    if not datasets:
+        return lines
+    lines += [
+        "",
+        "| arch | architecture | params | FLOPs (digits) | " + " | ".join(columns) + " |",
+        "|---:|---|---:|---:|" + "---:|" * len(columns),
+    ]
+    for i, cfg in enumerate(configs):
+        accs = " | ".join(f"{done[(ds, i, k)]:.4f}" for ds in datasets for k in seeds)
+        params, flops = autost.count_params(cfg), autost.estimate_cost(cfg).flops
+        lines.append(f"| {i} | {describe(cfg)} | {params:,} | {flops / 1e6:.2f} M | {accs} |")
+    for ds, result in entry["datasets"].items():
+        low, high = result["accuracy_range"]
+        lines += [
+            "",
+            f"### `{name}` on {ds}: mean accuracy {low:.4f}-{high:.4f}, best "
+            f"{result['best_accuracy']:.4f}",
+            "",
+            *_table(result),
+        ]
+        r = result.get("seed_to_seed")
+        if r:
+            lines += [
+                "",
+                f"Seed-to-seed agreement: seed 1 against seed 0 ranks the pool with tau "
+                f"{_cell(r['kendall_tau'], r['kendall_tau_ci95'])}, rho "
+                f"{_cell(r['spearman_rho'], r['spearman_rho_ci95'])}.",
+            ]
+    return lines
+
+
+def _summary(stats: dict[str, dict[str, Any]], seconds: dict[str, float]) -> dict[str, Any]:
+    """The per-name figures of one pool and dataset, as ``ranking.json`` keys them."""
+    return {
+        "kendall_tau": {n: s["tau"] for n, s in stats.items()},
+        "spearman_rho": {n: s["rho"] for n, s in stats.items()},
+        "kendall_tau_ci95": {n: s["tau_ci"] for n, s in stats.items()},
+        "spearman_rho_ci95": {n: s["rho_ci"] for n, s in stats.items()},
+        "top1_relative_accuracy": {n: s["top1"] for n, s in stats.items()},
+        "top5_regret": {n: s["top5_regret"] for n, s in stats.items()},
+        "seconds_per_candidate": {n: seconds[n] for n in stats if n in seconds},
+    }
+
+
+def _print(label: str, stats: dict[str, dict[str, Any]], seconds: dict[str, float]) -> None:
+    for n, s in stats.items():
+        cost = f"{seconds[n]:.3g} s" if n in seconds else ""
+        print(
+            f"{label} {n:14s} tau {_signed(s['tau'])} [{_span(s['tau_ci'])}]"
+            f"  rho {_signed(s['rho'])}  top-1 {s['top1']:.3f}  top-5 regret "
+            f"{s['top5_regret']:.4f}  {cost}"
+        )
+
+
+def band_report(
+    name: str,
+    band: Band,
+    datasets: list[str],
+    seeds: list[int],
+    scorers: dict[str, Scores],
+    rng: np.random.Generator,
+    out: Path,
+) -> tuple[dict[str, Any], list[str]]:
+    """``ranking.json``'s entry of band pool ``name`` (datasets not fully trained are listed
+    under ``incomplete``) and its failures."""
+    configs, done = band
+    spec = BAND_POOLS[name]
+    n = len(configs)
+    draws = json.loads((out / f"ranking_pool_{name}.json").read_text())["draws"]
+    entry: dict[str, Any] = {
+        "definition": {**spec, "space": "digits", "input": "8x8", "draws": draws},
+        "n_architectures": n,
+        "seeds": seeds,
+        "budget_range": {
+            b: [min(budget_of(c, b) for c in configs), max(budget_of(c, b) for c in configs)]
+            for b in ("params", "flops")
+        },
+        "datasets": {},
+        "incomplete": {},
+    }
+    failures: list[str] = []
+    for dataset in datasets:
+        have = sum((dataset, i, k) in done for i in range(n) for k in seeds)
+        if have < n * len(seeds):
+            entry["incomplete"][dataset] = f"{have} of {n * len(seeds)} trainings"
+            continue
+        per_seed = {k: [done[(dataset, i, k)] for i in range(n)] for k in seeds}
+        mean = np.mean(list(per_seed.values()), axis=0).tolist()
+        values, seconds, failed = scorers[dataset].table(name, n)
+        failures += failed
+        stats = correlations(values, mean, rng)
+        result: dict[str, Any] = {
+            "n_architectures": n,
+            "ground_truth": f"mean validation accuracy over seeds {', '.join(map(str, seeds))}",
+            **_summary(stats, seconds),
+            "best_accuracy": max(mean),
+            "accuracy_range": [min(mean), max(mean)],
+        }
+        if len(seeds) > 1:
+            replay = correlations({"seed": per_seed[seeds[1]]}, per_seed[seeds[0]], rng)["seed"]
+            result["seed_to_seed"] = {
+                "seeds": seeds[:2],
+                "kendall_tau": replay["tau"],
+                "kendall_tau_ci95": replay["tau_ci"],
+                "spearman_rho": replay["rho"],
+                "spearman_rho_ci95": replay["rho_ci"],
+            }
+        entry["datasets"][dataset] = result
+        _print(f"{name} {dataset}", stats, seconds)
+    return entry, failures
 
 
 def _cell(value: float | None, interval: list[float]) -> str:
@@ -393,8 +778,8 @@ def _signed(value: float | None) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", default="digits,mnist")
-    parser.add_argument("--n", type=int, default=40)
+    parser.add_argument("--datasets", default="digits,mnist", help="datasets of the open pool")
+    parser.add_argument("--n", type=int, default=40, help="architectures of the open pool")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--reference", type=int, default=64, help="ensemble reference pool size")
@@ -408,29 +793,97 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="trainings run at once (processes)")
     parser.add_argument("--mnist-root", default=str(MNIST_ROOT), help="folder of the IDX files")
     parser.add_argument(
+        "--pools",
+        help=f"pools to run (default: all of {', '.join(POOLS)}; --tiny: open and "
+        f"{next(iter(BAND_POOLS))})",
+    )
+    parser.add_argument("--pool-n", type=int, default=40, help="architectures per budget band")
+    parser.add_argument("--pool-seeds", type=int, default=2, help="training seeds per band pool")
+    parser.add_argument(
+        "--band-datasets", default="digits,mnist", help="datasets the band pools run on"
+    )
+    stage = parser.add_mutually_exclusive_group()
+    stage.add_argument(
         "--train-only", action="store_true", help="fill the tables, skip the proxies and report"
     )
-    parser.add_argument("--tiny", action="store_true", help="CI smoke run: 4 archs, 1 epoch")
+    stage.add_argument(
+        "--score-only", action="store_true", help="no training, no report: fill the score cache"
+    )
+    stage.add_argument(
+        "--no-train",
+        action="store_true",
+        help="score and report what is trained (band datasets not fully trained are left out)",
+    )
+    parser.add_argument(
+        "--rescore", action="store_true", help="recompute cached scores (after a proxy changed)"
+    )
+    parser.add_argument(
+        "--tiny", action="store_true", help="CI smoke run: 4 archs per pool, 1 epoch, digits"
+    )
     args = parser.parse_args()
     if args.tiny:
         args.n, args.epochs, args.datasets, args.reference = 4, 1, "digits", 8
-    datasets = args.datasets.split(",")
+        args.pool_n, args.band_datasets = 4, "digits"
+        args.pools = args.pools or f"open,{next(iter(BAND_POOLS))}"
+    os.environ.setdefault("AUTOST_LIF_BACKEND", "eager")  # compiling per new shape never pays
+    datasets = [d for d in args.datasets.split(",") if d]
+    band_datasets = [d for d in args.band_datasets.split(",") if d]
     noise_names = [d for d in args.noise_datasets.split(",") if d]
-    unknown = sorted(set(datasets + noise_names) - set(DATASETS))
+    unknown = sorted(set(datasets + noise_names + band_datasets) - set(DATASETS))
     if unknown:
         parser.error(f"unknown dataset {', '.join(unknown)}; choose from {', '.join(DATASETS)}")
+    pools = [p for p in (args.pools or ",".join(POOLS)).split(",") if p]
+    if sorted(set(pools) - set(POOLS)):
+        parser.error(f"unknown pool in {args.pools!r}; choose from {', '.join(POOLS)}")
+    if "open" not in pools and not (args.train_only or args.score_only):
+        parser.error("the report needs the open pool: add 'open' to --pools")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    configs = pool(out, args.n)
+    train = not (args.score_only or args.no_train)
     settings = {"epochs": args.epochs, "device": args.device, "mnist_root": args.mnist_root}
-    table = out / "ranking_accuracy.csv"
-    done = train_missing(table, configs, datasets, [0], settings, args.jobs)
+    seeds = list(range(args.pool_seeds))
+
+    def fill(
+        path: Path, members: list[autost.ArchConfig], names: list[str], keys: list[int]
+    ) -> Any:
+        if train:
+            return train_missing(path, members, names, keys, settings, args.jobs)
+        return trained(path, args.epochs)
+
+    bands: dict[str, Band] = {}
+    for name in (p for p in pools if p != "open"):
+        members = band_pool(out, name, args.pool_n)
+        table = out / f"ranking_accuracy_{name}.csv"
+        bands[name] = (members, fill(table, members, band_datasets, seeds))
+    configs: list[autost.ArchConfig] = []
+    done: dict[tuple[str, int, int], float] = {}
+    noise: dict[tuple[str, int, int], float] = {}
     noise_datasets = [d for d in noise_names if d in datasets]
     extra_seeds = list(range(1, args.noise_seeds + 1))
+    table = out / "ranking_accuracy.csv"
     seeds_table = out / "ranking_seeds.csv"
-    noise = train_missing(seeds_table, configs, noise_datasets, extra_seeds, settings, args.jobs)
+    if "open" in pools:
+        configs = pool(out, args.n)
+        done = fill(table, configs, datasets, [0])
+        noise = fill(seeds_table, configs, noise_datasets, extra_seeds)
     if args.train_only:
         return
+    scorers = {d: Scores(out, d, args.reference, args.mnist_root) for d in DATASETS}
+    if args.rescore:
+        for scorer in scorers.values():
+            scorer.forget()
+    if configs:
+        for dataset in datasets:
+            scorers[dataset].fill("open", configs)
+    for name, (members, _) in bands.items():
+        for dataset in band_datasets:
+            scorers[dataset].fill(name, members)
+    if args.score_only:
+        return
+    for dataset in datasets:
+        missing = sum((dataset, i, 0) not in done for i in range(len(configs)))
+        if missing:
+            raise SystemExit(f"open pool: {missing} trainings of {dataset} missing; train first")
     report: dict[str, Any] = {
         "machine": machine(),
         "recipe": f"autost.train, {args.epochs} epochs, lr 5e-3, batch 64, seed 0, fp32; digits "
@@ -438,25 +891,32 @@ def main() -> None:
         "epoch; the device of each training is in the tables",
         "ensemble_weights": "fixed a priori (sahd, grad_norm, flops, equal weights); reference "
         f"pool: {args.reference} digits-space samples drawn with seed 0, separate from the "
-        "evaluation pool (seed 2026)",
-        "training_devices": devices(table, seeds_table),
+        f"evaluation pools (seed {OPEN_POOL_SEED} and the bands' seeds)",
+        "low_fidelity": "short-1epoch (validation accuracy after one epoch of training) and "
+        "loss-drop (training-loss drop over 20 steps), the evaluator recipes of that name, "
+        "AdamW lr 5e-3, batch 64, seed 0, marked '(training)' in the tables",
+        "cost": "median wall seconds per candidate on the machine above, proxies on one batch of "
+        "64 (model build and shared pass counted for every proxy that needs them, as a lone "
+        "evaluator would spend), the baselines' whole short training; "
+        f"LIF backend {os.environ['AUTOST_LIF_BACKEND']}",
+        "training_devices": devices(
+            table, seeds_table, *(out / f"ranking_accuracy_{b}.csv" for b in bands)
+        ),
         "datasets": {},
+        "pools": {},
+        "proxy_failures": [],
     }
     rng = np.random.default_rng(0)
-    for dataset in args.datasets.split(","):
+    for dataset in datasets:
         accs = [done[(dataset, i, 0)] for i in range(len(configs))]
-        rows = proxy_scores(configs, dataset, args.reference, args.mnist_root)
-        names = list(rows[0])
-        stats = correlations({n: [r[n] for r in rows] for n in names}, accs, rng)
+        values, seconds, failures = scorers[dataset].table("open", len(configs))
+        report["proxy_failures"] += failures
+        stats = correlations(values, accs, rng)
         ensemble = stats["ensemble"]
         report["datasets"][dataset] = {
             "n_architectures": len(configs),
             "epochs": args.epochs,
-            "kendall_tau": {n: s["tau"] for n, s in stats.items()},
-            "spearman_rho": {n: s["rho"] for n, s in stats.items()},
-            "kendall_tau_ci95": {n: s["tau_ci"] for n, s in stats.items()},
-            "spearman_rho_ci95": {n: s["rho_ci"] for n, s in stats.items()},
-            "top1_relative_accuracy": {n: s["top1"] for n, s in stats.items()},
+            **_summary(stats, seconds),
             "ensemble_minus_flops_tau": ensemble["minus_flops_tau"],
             "ensemble_minus_flops_tau_ci95": ensemble["minus_flops_tau_ci"],
             "ensemble_minus_flops_rho": ensemble["minus_flops_rho"],
@@ -486,7 +946,7 @@ def main() -> None:
                 )
             # every proxy against the mean over seeds, a less noisy ground truth
             mean = np.mean([accs, *again.values()], axis=0).tolist()
-            pooled = correlations({n: [r[n] for r in rows] for n in names}, mean, rng)
+            pooled = correlations(values, mean, rng)
             report["datasets"][dataset]["against_mean_of_seeds"] = {
                 "seeds": [0, *extra_seeds],
                 "kendall_tau": {n: s["tau"] for n, s in pooled.items()},
@@ -494,13 +954,12 @@ def main() -> None:
                 "spearman_rho": {n: s["rho"] for n, s in pooled.items()},
                 "spearman_rho_ci95": {n: s["rho_ci"] for n, s in pooled.items()},
             }
-        for n in names:
-            s = stats[n]
-            print(
-                f"{dataset:7s} {n:12s} tau {_signed(s['tau'])} [{_span(s['tau_ci'])}]"
-                f"  rho {_signed(s['rho'])}  top-1 {s['top1']:.3f}"
-            )
-    first = report["datasets"][args.datasets.split(",")[0]]
+        _print(f"open {dataset:7s}", stats, seconds)
+    for name, band in bands.items():
+        entry, failures = band_report(name, band, band_datasets, seeds, scorers, rng, out)
+        report["pools"][name] = entry
+        report["proxy_failures"] += failures
+    first = report["datasets"][datasets[0]]
     report.update(  # the first dataset's figures at the top level, as the issue names them
         n_architectures=first["n_architectures"],
         kendall_tau=first["kendall_tau"],
@@ -512,8 +971,9 @@ def main() -> None:
         ensemble_minus_flops_tau_ci95=first["ensemble_minus_flops_tau_ci95"],
     )
     command = "python benchmarks/ranking.py " + " ".join(sys.argv[1:])
-    (out / "ranking.md").write_text(markdown(configs, done, report, command.strip()))
-    (out / "ranking.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+    text = markdown(configs, done, report, command.strip(), bands)
+    atomic_write_text(out / "ranking.md", text)
+    atomic_write_text(out / "ranking.json", json.dumps(report, indent=2, allow_nan=False) + "\n")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,10 @@ def test_shipped_recipes_load() -> None:
     assert {"flops", "params", "zero-cost"} <= set(names)
     for name in names:
         evaluator = Evaluator.load(name)
-        assert evaluator.name == name and evaluator.proxies
+        assert evaluator.name == name
+        if evaluator.kind == "short-training":  # trains its candidates: no proxies
+            continue
+        assert evaluator.proxies
         assert evaluator.needs_data == any(get_proxy(p).needs_data for p in evaluator.proxies)
     assert not Evaluator.load("flops").needs_data
     zero = Evaluator.load("zero-cost")
@@ -194,3 +198,97 @@ def test_fit_reference_shows_a_progress_bar_unless_told_not_to(
     assert "reference pool" in err and "3/3" in err
     Evaluator.from_dict(data).fit_reference(POOL)
     assert capsys.readouterr().err == ""
+
+
+# ------------------------------------------------------------------ short-training evaluators
+
+
+def short(**training: Any) -> dict[str, Any]:
+    return {"kind": "short-training", "training": {"steps": 4, **training}}
+
+
+def test_short_training_recipes_ship_and_round_trip() -> None:
+    from autost.evaluator import ShortTrainingEvaluator
+
+    epoch, drop = Evaluator.load("short-1epoch"), Evaluator.load("loss-drop")
+    assert isinstance(epoch, ShortTrainingEvaluator) and isinstance(drop, ShortTrainingEvaluator)
+    assert (epoch.epochs, epoch.steps, epoch.metric) == (1, None, "val_acc")
+    assert (drop.steps, drop.metric) == (20, "loss_drop")
+    for evaluator in (epoch, drop):
+        assert evaluator.proxies == [] and not evaluator.is_ensemble and evaluator.needs_data
+        assert Evaluator.from_dict(evaluator.to_dict()).to_dict() == evaluator.to_dict()
+        assert evaluator.describe_score().endswith("higher is better")
+        with pytest.raises(AutostError, match="no reference pool"):
+            evaluator.fit_reference(POOL)
+    moved = drop.with_dataset("digits", None, seed=1)
+    assert moved.options == {"seed": 1} and moved.name == "loss-drop"
+    assert isinstance(moved, ShortTrainingEvaluator) and moved.steps == 20
+
+
+def test_short_training_scores_are_finite_and_deterministic() -> None:
+    for name in ("short-1epoch", "loss-drop"):
+        scores = Evaluator.load(name).score(TINY)
+        assert math.isfinite(scores["score"]) and scores["train_steps"] == 20
+        assert Evaluator.load(name).score(TINY) == scores  # a new evaluator, the same numbers
+    epoch = Evaluator.load("short-1epoch").score(TINY)
+    assert epoch["score"] == epoch["val_acc"] and 0.0 <= epoch["val_acc"] <= 1.0
+    assert "val_acc" not in Evaluator.load("loss-drop").score(TINY)  # no validation pass
+    other = Evaluator.from_dict({**short(steps=20, metric="loss_drop"), "seed": 1}).score(TINY)
+    assert other["score"] != Evaluator.load("loss-drop").score(TINY)["score"]
+
+
+def test_loss_drop_is_positive_when_the_task_is_learnable() -> None:
+    scores = Evaluator.from_dict(short(steps=30, metric="loss_drop", lr=5e-3)).score(TINY)
+    assert scores["score"] == scores["loss_drop"] > 0.05
+
+
+def test_short_training_runs_in_a_search(tmp_path: Path) -> None:
+    recipe = tmp_path / "quick.toml"
+    recipe.write_text(
+        'kind = "short-training"\n[training]\nsteps = 2\nbatch_size = 16\nmetric = "loss_drop"\n'
+    )
+    # dataset options make the run write its recipe as JSON for the workers: read back here
+    result = autost.search(
+        "digits", recipe, budget=2, out=tmp_path / "run", progress=False,
+        dataset_options={"seed": 1},
+    )  # fmt: skip
+    assert len(result.leaderboard) == 2
+    assert all(math.isfinite(c.score) and "loss_drop" in c.scores for c in result.leaderboard)
+    assert "loss drop" in result.score_meaning
+    saved = json.loads((tmp_path / "run" / "evaluator.json").read_text())
+    assert saved["kind"] == "short-training" and saved["data"]["options"] == {"seed": 1}
+
+
+def test_short_training_refuses_a_dataset_that_does_not_fit() -> None:
+    cifar = ArchConfig(embed_dim=32, depth=1, num_heads=2)
+    with pytest.raises(AutostError, match=r"expects 3 at 32x32"):
+        Evaluator.from_dict(short()).score(cifar)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('kind = "short-trainig"', "kind: unknown kind 'short-trainig'"),
+        ('kind = "short-training"', "training: give exactly one of steps"),
+        ('kind = "short-training"\n[training]\nsteps = 2\nepochs = 1', "exactly one of steps"),
+        ('kind = "short-training"\n[training]\nsteps = 0', "training.steps: must be an integer"),
+        ('kind = "short-training"\n[training]\nepochs = 1.5', "training.epochs: must be an"),
+        ('kind = "short-training"\n[training]\nsteps = 2\nlr = -1', "training.lr: must be finite"),
+        ('kind = "short-training"\n[training]\nsteps = 2\nlr = nan', "training.lr: must be finite"),
+        ('kind = "short-training"\n[training]\nsteps = 2\nlr = "x"', "training.lr: must be a num"),
+        ('kind = "short-training"\n[training]\nsteps = 2\nmetric = "acc"', "training.metric"),
+        ('kind = "short-training"\n[training]\nsteps = 2\ndevice = "tpu"', "training.device"),
+        ('kind = "short-training"\n[training]\nsteps = 2\nbatch_size = 0', "training.batch_size"),
+        ('kind = "short-training"\n[training]\nstepz = 2', "training.stepz: unknown key"),
+        ('kind = "short-training"\n[training]\nsteps = 2\n[data]\nsplit = "val"', "data.split"),
+        ('kind = "short-training"\n[training]\nsteps = 2\n[data]\ndataset = "x"', "data.dataset"),
+        ('kind = "short-training"\n[proxies]\nflops = 1', "proxies: unknown key"),
+    ],
+)
+def test_short_training_recipe_errors_are_one_line(tmp_path: Path, text: str, key: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(AutostError) as info:
+        Evaluator.load(path)
+    message = str(info.value)
+    assert str(path) in message and key in message and "\n" not in message

@@ -1,42 +1,121 @@
-"""The ranking benchmark's code path, in its tiny form (4 architectures, 1 epoch, digits)."""
+"""The ranking benchmark's code path, in its tiny form (4 architectures per pool, 1 epoch,
+digits: the open pool and one budget band), and its figures on known inputs."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
+import numpy as np
 import pytest
 
+import autost
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def ranking_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("ranking", ROOT / "benchmarks" / "ranking.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_top1_and_top5_regret_follow_the_proxy_picks() -> None:
+    ranking = ranking_module()
+    accs = [0.50, 0.90, 0.60, 0.70, 0.80, 0.95, 0.55]
+    table = {
+        "perfect": accs,
+        "reversed": [-a for a in accs],
+        "broken": [float("nan")] * 7,  # a proxy that failed everywhere is ranked last
+    }
+    stats = ranking.correlations(table, accs, np.random.default_rng(0))
+    assert stats["perfect"]["tau"] == pytest.approx(1.0) and stats["perfect"]["top1"] == 1.0
+    assert stats["perfect"]["top5_regret"] == 0.0
+    # the reversed proxy's top-5 are the five worst: best among them 0.80, best overall 0.95
+    assert stats["reversed"]["top1"] == pytest.approx(0.50 / 0.95)
+    assert stats["reversed"]["top5_regret"] == pytest.approx(0.95 - 0.80)
+    assert stats["broken"]["tau"] is None
+    low, high = stats["perfect"]["tau_ci"]
+    assert low <= high
+
+
+def test_band_pools_are_drawn_inside_their_band_and_persisted(tmp_path: Path) -> None:
+    ranking = ranking_module()
+    for name, spec in ranking.BAND_POOLS.items():
+        configs = ranking.band_pool(tmp_path, name, 6)
+        assert len({c.to_json() for c in configs}) == 6  # distinct
+        for cfg in configs:
+            value = ranking.budget_of(cfg, spec["budget"])
+            assert abs(value / spec["target"] - 1) <= spec["tolerance"]
+        saved = json.loads((tmp_path / f"ranking_pool_{name}.json").read_text())
+        assert saved["budget"] == spec["budget"] and saved["draws"] >= 6
+        again = ranking.band_pool(tmp_path, name, 6)  # read back, not drawn again
+        assert [c.to_dict() for c in again] == [c.to_dict() for c in configs]
+        with pytest.raises(SystemExit, match="--pool-n 5"):
+            ranking.band_pool(tmp_path, name, 5)
 
 
 @pytest.mark.slow
 def test_tiny_ranking_benchmark_runs_and_resumes(tmp_path: Path) -> None:
     env = {**os.environ, "AUTOST_LIF_BACKEND": "eager", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "benchmarks/ranking.py", "--tiny", "--out", str(tmp_path)]
-    first = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    first = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert first.returncode == 0, first.stderr
     report = json.loads((tmp_path / "ranking.json").read_text())
     assert report["n_architectures"] == 4
     proxies = {"flops", "params", "sahd", "grad_norm", "ensemble"}
-    assert proxies <= set(report["kendall_tau"]) and proxies <= set(report["spearman_rho"])
+    baselines = {"short-1epoch", "loss-drop"}
+    assert proxies | baselines <= set(report["kendall_tau"]) <= set(report["spearman_rho"])
     assert set(report["kendall_tau_ci95"]) == set(report["kendall_tau"])
+    assert set(autost.proxies.list_proxies()) <= set(report["kendall_tau"])  # every proxy
     digits = report["datasets"]["digits"]
     low, high = digits["ensemble_minus_flops_tau_ci95"]
     assert low <= high and digits["ensemble_minus_flops_tau"] is not None
     assert set(digits["seed_to_seed"]) == {"seed 1"}  # the ceiling: seed 1 against seed 0
     assert len(digits["seed_to_seed"]["seed 1"]["accuracies"]) == 4
     assert set(digits["against_mean_of_seeds"]["kendall_tau"]) == set(report["kendall_tau"])
-    assert report["training_devices"] == {"digits": {"cpu": 8}}
+    assert set(digits["top5_regret"]) == set(digits["seconds_per_candidate"])
+    assert set(digits["top5_regret"]) == set(report["kendall_tau"])
+    assert all(digits["seconds_per_candidate"][n] > 0 for n in baselines | {"sahd"})
+    # the budget band: 4 architectures inside 10% of 200k parameters, two seeds each
+    band = report["pools"]["params-200k"]
+    assert band["n_architectures"] == 4 and band["seeds"] == [0, 1]
+    assert band["definition"]["budget"] == "params" and not band["incomplete"]
+    low, high = band["budget_range"]["params"]
+    assert 180_000 <= low <= high <= 220_000
+    result = band["datasets"]["digits"]
+    names = set(result["kendall_tau"])
+    assert proxies | baselines <= names
+    for key in ("spearman_rho", "kendall_tau_ci95", "spearman_rho_ci95"):
+        assert set(result[key]) == names
+    for key in ("top1_relative_accuracy", "top5_regret", "seconds_per_candidate"):
+        assert set(result[key]) == names
+    assert all(0 < v <= 1 for v in result["top1_relative_accuracy"].values())
+    assert all(v == 0 for v in result["top5_regret"].values())  # 4 architectures: all in top-5
+    assert result["seed_to_seed"]["seeds"] == [0, 1]
+    low, high = result["accuracy_range"]
+    assert 0 <= low <= high == result["best_accuracy"] <= 1
+    assert report["training_devices"] == {"digits": {"cpu": 16}}
     table = (tmp_path / "ranking.md").read_text()
-    assert table.count("\n| 3 | ") == 1 and "| ensemble |" in table
+    assert table.count("\n| 3 | ") == 2 and "| ensemble |" in table  # open pool and band
+    assert "## Budget band `params-200k`" in table and "| short-1epoch (training) |" in table
     rows = (tmp_path / "ranking_accuracy.csv").read_text().splitlines()
     assert len(rows) == 5  # header + 4 trainings
     assert len((tmp_path / "ranking_seeds.csv").read_text().splitlines()) == 5
+    band_rows = (tmp_path / "ranking_accuracy_params-200k.csv").read_text().splitlines()
+    assert len(band_rows) == 9  # header + 4 architectures x 2 seeds
+    scores = (tmp_path / "ranking_scores.csv").read_text()
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr
     assert "val acc" not in again.stdout  # nothing trained twice
+    assert ": scored" not in again.stdout  # nothing scored twice
     assert (tmp_path / "ranking_accuracy.csv").read_text().splitlines() == rows
+    assert (tmp_path / "ranking_scores.csv").read_text() == scores
+    assert json.loads((tmp_path / "ranking.json").read_text())["pools"] == report["pools"]
