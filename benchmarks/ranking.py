@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 import autost
 from autost.io import atomic_write_text
@@ -85,8 +86,6 @@ MAX_DRAWS = 200_000
 
 def machine() -> str:
     """Where the figures came from: CPU, thread count, torch and Python versions."""
-    import torch
-
     return (
         f"{platform.machine()} {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}, Python {platform.python_version()}"
@@ -216,12 +215,13 @@ def train_missing(
             dataset, i, seed = key
             params = autost.count_params(configs[i])
             row = {"dataset": dataset, "arch": i, "params": params, "seed": seed}
+            text = f"{acc:.6f}"
             writer.writerow(
-                {**row, "epochs": settings["epochs"], "device": device, "val_acc": f"{acc:.6f}"}
+                {**row, "epochs": settings["epochs"], "device": device, "val_acc": text}
             )
             handle.flush()
             os.fsync(handle.fileno())
-            done[key] = acc
+            done[key] = float(text)  # as a resumed run reads it back: the report is the same
             print(f"{dataset} arch {i} seed {seed}: val acc {acc:.4f} ({device})", flush=True)
 
         if jobs <= 1:
@@ -273,8 +273,6 @@ def train_one(
 LOW_FIDELITY = ("short-1epoch", "loss-drop")
 SCORE_HEADER = ["pool", "dataset", "arch", "name", "value", "seconds", "error"]
 ScoreKey = tuple[str, str, int, str]
-#: Pseudo-names in the score cache: the model build and the shared pass of one candidate.
-BUILD, SHARED = "_build", "_shared_pass"
 
 
 def read_scores(path: Path) -> dict[ScoreKey, tuple[float, float, str]]:
@@ -297,10 +295,10 @@ class Scores:
     """Every proxy, the ``zero-cost`` ensemble and the :data:`LOW_FIDELITY` baselines of one
     dataset, per architecture, computed once and cached in ``OUT/ranking_scores.csv``.
 
-    The proxies of one candidate share one :class:`~autost.proxies.ProxyContext` (one model,
-    one shared pass); a proxy's cost per candidate is its own time plus the model build (if it
-    builds one) and the shared pass (if it reads it), as a lone evaluator would spend. A proxy
-    that raises is recorded as NaN with its error, and the others go on.
+    Each is run alone, as its own evaluator would run it (a fresh model, its own pass), and
+    timed in CPU seconds of this process (``time.process_time``, all threads): unlike wall
+    time, that barely depends on what else the machine runs. A proxy that raises is recorded
+    as NaN with its error, and the others go on.
     """
 
     def __init__(self, out: Path, dataset: str, reference: int, mnist_root: str) -> None:
@@ -329,67 +327,57 @@ class Scores:
                 writer.writeheader()
             row = dict(zip(SCORE_HEADER[:4], key, strict=True))
             error = error.replace("\n", " ")[:300]
-            writer.writerow(
-                {**row, "value": repr(value), "seconds": f"{seconds:.4f}", "error": error}
-            )
+            text = f"{seconds:.4f}"
+            writer.writerow({**row, "value": repr(value), "seconds": text, "error": error})
             handle.flush()
             os.fsync(handle.fileno())
-        self.cache[key] = (value, seconds, error)
+        self.cache[key] = (value, float(text), error)  # as a resumed run reads it back
+
+    def _value(self, name: str, cfg: autost.ArchConfig, baselines: dict[str, Any]) -> float:
+        """The oriented value of ``name`` for ``cfg``, run alone."""
+        from autost.proxies import ProxyContext, get_proxy
+
+        if name == "ensemble":
+            return float(self.ensemble.score(cfg)["score"])
+        if name in baselines:
+            return float(baselines[name].score(cfg)["score"])
+        raw = ProxyContext(cfg, self.ensemble.batch(cfg), seed=0).score([name])[name]
+        return get_proxy(name).oriented(raw)
 
     def fill(self, pool_name: str, configs: list[autost.ArchConfig]) -> None:
-        """Compute what the cache lacks for ``configs`` of pool ``pool_name``."""
+        """Compute what the cache lacks for ``configs`` of pool ``pool_name``: each value and
+        its CPU seconds, NaN and the error for one that raises."""
         from autost.evaluator import Evaluator
-        from autost.proxies import ProxyContext
 
-        proxies = list_proxies()
+        names = [*list_proxies(), "ensemble", *LOW_FIDELITY]
+        baselines: dict[str, Any] = {name: Evaluator.load(name) for name in LOW_FIDELITY}
+        if self.dataset != "digits":
+            baselines = {
+                name: evaluator.with_dataset(self.dataset, self.root, **self.spec["options"])
+                for name, evaluator in baselines.items()
+            }
         for i, cfg in enumerate(configs):
             cfg = cfg.replace(image_size=self.spec["image_size"])
-            key = (pool_name, self.dataset, i)
-            missing = [n for n in proxies if (*key, n) not in self.cache]
-            baselines = [n for n in LOW_FIDELITY if (*key, n) not in self.cache]
-            if not missing and not baselines:
+            missing = [n for n in names if (pool_name, self.dataset, i, n) not in self.cache]
+            if not missing:
                 continue
-            if missing:
-                ctx = ProxyContext(cfg, self.ensemble.batch(cfg), seed=0)
-                start = time.perf_counter()
-                ctx.model  # noqa: B018  (built once, timed apart)
-                self._record((*key, BUILD), math.nan, time.perf_counter() - start)
+            self.ensemble.batch(cfg)  # loaded (and cached) outside the timings
+            if "ensemble" in missing:
+                self._reference()
+            for name in missing:
+                start = time.process_time()
                 try:
-                    values = ctx.score(missing)
-                    errors: dict[str, str] = {}
-                except Exception:  # one proxy failed: score them one by one to find it
-                    values, errors = {}, {}
-                    for name in missing:
-                        try:
-                            values.update(ctx.score([name]))
-                        except Exception as exc:
-                            values[name] = math.nan
-                            errors[name] = f"{type(exc).__name__}: {exc}"
-                            print(f"{pool_name} {self.dataset} arch {i}: {name} failed: {exc}")
-                self._record((*key, SHARED), math.nan, ctx.seconds.get("activity", 0.0))
-                for name in missing:
-                    value = autost.proxies.get_proxy(name).oriented(values[name])
-                    self._record(
-                        (*key, name), value, ctx.seconds.get(name, 0.0), errors.get(name, "")
-                    )
-            for name in baselines:
-                evaluator = Evaluator.load(name)
-                if self.dataset != "digits":
-                    evaluator = evaluator.with_dataset(
-                        self.dataset, self.root, **self.spec["options"]
-                    )
-                start = time.perf_counter()
-                try:
-                    value, error = evaluator.score(cfg)["score"], ""
+                    value, error = self._value(name, cfg, baselines), ""
                 except Exception as exc:
                     value, error = math.nan, f"{type(exc).__name__}: {exc}"
-                    print(f"{pool_name} {self.dataset} arch {i}: {name} failed: {exc}")
-                self._record((*key, name), value, time.perf_counter() - start, error)
+                    print(f"{pool_name} {self.dataset} arch {i}: {name} failed: {error}")
+                seconds = time.process_time() - start
+                self._record((pool_name, self.dataset, i, name), value, seconds, error)
             print(f"{pool_name} {self.dataset} arch {i}: scored", flush=True)
 
     def _reference(self) -> None:
         """The ensemble's reference pool: ``reference`` digits-space samples drawn with seed 0
-        (not the evaluation pool), saved as ``OUT/ranking_reference_<dataset>.json``."""
+        (not an evaluation pool), saved as ``OUT/ranking_reference_<dataset>.json``."""
         if self.ensemble.reference is not None:
             return
         path = self.out / f"ranking_reference_{self.dataset}.json"
@@ -406,50 +394,27 @@ class Scores:
     def table(
         self, pool_name: str, n: int
     ) -> tuple[dict[str, list[float]], dict[str, float], list[str]]:
-        """Per name, the oriented values of the ``n`` architectures (proxies, ``ensemble``,
-        baselines); the median seconds per candidate of each; the failures, one line each."""
-        proxies = [
-            p
-            for p in list_proxies()
-            if all((pool_name, self.dataset, i, p) in self.cache for i in range(n))
+        """Per name (every proxy scored for all ``n`` architectures, ``ensemble``, the
+        baselines), the oriented values; the median CPU seconds per candidate of each; the
+        failures, one line each."""
+        names = [
+            name
+            for name in [*list_proxies(), "ensemble", *LOW_FIDELITY]
+            if all((pool_name, self.dataset, i, name) in self.cache for i in range(n))
         ]
         values: dict[str, list[float]] = {}
-        seconds: dict[str, list[float]] = {}
+        seconds: dict[str, float] = {}
         failures = []
-        for name in [*proxies, *LOW_FIDELITY, BUILD, SHARED]:
+        for name in names:
             rows = [self.cache[(pool_name, self.dataset, i, name)] for i in range(n)]
             values[name] = [r[0] for r in rows]
-            seconds[name] = [r[1] for r in rows]
+            seconds[name] = float(np.median([r[1] for r in rows]))
             failures += [
                 f"{pool_name} {self.dataset} arch {i}: {name}: {r[2]}"
                 for i, r in enumerate(rows)
                 if r[2]
             ]
-        build, shared = seconds.pop(BUILD), seconds.pop(SHARED)
-        del values[BUILD], values[SHARED]
-        costs: dict[str, list[float]] = {}
-        for name in proxies:
-            proxy = autost.proxies.get_proxy(name)
-            costs[name] = [
-                s
-                + (b if getattr(proxy, "builds_model", True) else 0.0)
-                + (a if proxy.shares else 0.0)
-                for s, b, a in zip(seconds[name], build, shared, strict=True)
-            ]
-        members = list(self.ensemble.weights)
-        self._reference()
-        values["ensemble"] = [
-            self.ensemble.combine(
-                {m: autost.proxies.get_proxy(m).sign * values[m][i] for m in members}
-            )
-            for i in range(n)
-        ]
-        costs["ensemble"] = [
-            sum(seconds[m][i] for m in members) + build[i] + shared[i] for i in range(n)
-        ]
-        for name in LOW_FIDELITY:
-            costs[name] = seconds[name]
-        return values, {k: float(np.median(v)) for k, v in costs.items()}, failures
+        return values, seconds, failures
 
 
 def correlations(
@@ -868,6 +833,8 @@ def main() -> None:
         noise = fill(seeds_table, configs, noise_datasets, extra_seeds)
     if args.train_only:
         return
+    # one thread: CPU seconds then measure the work (idle OpenMP threads spin on a busy machine)
+    torch.set_num_threads(1)
     scorers = {d: Scores(out, d, args.reference, args.mnist_root) for d in DATASETS}
     if args.rescore:
         for scorer in scorers.values():
@@ -895,10 +862,10 @@ def main() -> None:
         "low_fidelity": "short-1epoch (validation accuracy after one epoch of training) and "
         "loss-drop (training-loss drop over 20 steps), the evaluator recipes of that name, "
         "AdamW lr 5e-3, batch 64, seed 0, marked '(training)' in the tables",
-        "cost": "median wall seconds per candidate on the machine above, proxies on one batch of "
-        "64 (model build and shared pass counted for every proxy that needs them, as a lone "
-        "evaluator would spend), the baselines' whole short training; "
-        f"LIF backend {os.environ['AUTOST_LIF_BACKEND']}",
+        "cost": "median CPU seconds per candidate (process time, one torch thread) on the "
+        "machine above, each proxy run alone on one batch of 64 as its own evaluator would "
+        "(model build and forward passes included), the ensemble as the zero-cost recipe runs "
+        f"it, the baselines' whole short training; LIF backend {os.environ['AUTOST_LIF_BACKEND']}",
         "training_devices": devices(
             table, seeds_table, *(out / f"ranking_accuracy_{b}.csv" for b in bands)
         ),

@@ -24,8 +24,11 @@ writes the report from the table without scoring).
    scored cell; ``OUT/spikenas.json`` and ``OUT/spikenas.md``.
 
 Cost: at the benchmark's width (128) one all-conv cell needs ~300 GMAC per forward pass of 32
-images x 5 steps, minutes per proxy on a small CPU; width 16 keeps every operation, threshold,
-step and the macro structure and costs ~1/64 of the convolutions.
+images x 5 steps, up to minutes per gradient proxy on a small CPU; width 16 keeps every
+operation, threshold, step and the macro structure and costs ~1/64 of the convolutions.
+Another ``--width`` scores into ``OUT/spikenas_scores_w<width>.csv`` (report
+``spikenas_w<width>.md/json``); every report compares its proxies, over the ids both scored,
+with those of the other widths' tables in ``OUT`` (the width check).
 """
 
 from __future__ import annotations
@@ -45,13 +48,12 @@ import torch
 
 from autost.data.natural import natural_batch
 from autost.io import atomic_write_text
-from autost.proxies import get_proxy, list_proxies
-from autost.proxies.context import ConfigRequiredError
-from autost.proxies.context import score as score_model  # autost.proxies.score
+from autost.proxies import ConfigRequiredError, get_proxy, list_proxies
+from autost.proxies import score as score_model
 from autost.spikenas import NUM_ARCHITECTURES, TIMESTEPS, build_spikenas_model, decode
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ranking import _cell, _signed, correlations, machine
+from ranking import _cell, _number, _signed, correlations, machine
 from spikenas_extract import OUT as TABLE
 from spikenas_extract import read_table, source_commit
 
@@ -67,6 +69,7 @@ FAST = (
     "synflow",
     "grad_norm",
 )
+DEFAULT_WIDTH = 16
 SETTINGS = ("width", "batch", "timesteps", "model_seed", "batch_seed")
 HEADER = ["id", "proxy", "raw", "seconds", "arch_seconds", *SETTINGS]
 
@@ -251,6 +254,56 @@ def report(
     }
 
 
+def _raw_scores(path: Path) -> tuple[int, dict[str, dict[int, float]]]:
+    """The width of a scores table and its raw values by proxy and id."""
+    width = 0
+    scores: dict[str, dict[int, float]] = {}
+    with path.open() as handle:
+        for row in csv.DictReader(handle):
+            width = int(row["width"])
+            scores.setdefault(row["proxy"], {})[int(row["id"])] = float(row["raw"])
+    return width, scores
+
+
+def width_check(path: Path, table: dict[int, dict[str, str]]) -> dict[str, Any]:
+    """Against every other ``spikenas_scores*.csv`` beside ``path`` (another width), per proxy
+    over the ids both scored: Spearman rho between the two widths' raw values, and Kendall tau
+    against test accuracy at each width. Keyed by the other width."""
+    from scipy.stats import kendalltau, spearmanr
+
+    width, mine = _raw_scores(path)
+    checks: dict[str, Any] = {}
+    for other_path in sorted(path.parent.glob("spikenas_scores*.csv")):
+        if other_path == path:
+            continue
+        other_width, other = _raw_scores(other_path)
+        per: dict[str, Any] = {}
+        for name in sorted(set(mine) & set(other)):
+            ids = sorted(set(mine[name]) & set(other[name]))
+            if len(ids) < 3:
+                continue
+            sign = get_proxy(name).sign
+            a = np.array([mine[name][i] for i in ids])
+            b = np.array([other[name][i] for i in ids])
+            y = [float(table[i]["test_acc"]) for i in ids]
+            per[name] = {
+                "n": len(ids),
+                "rho_between_widths": _number(spearmanr(a, b).statistic),
+                f"tau_vs_acc_width_{width}": _number(kendalltau(sign * a, y).statistic),
+                f"tau_vs_acc_width_{other_width}": _number(kendalltau(sign * b, y).statistic),
+            }
+        if per:
+            checks[str(other_width)] = {
+                "width": width,
+                "scores": other_path.name,
+                "seconds_per_architecture_median": timing(other_path)[
+                    "seconds_per_architecture_median"
+                ],
+                "proxies": per,
+            }
+    return checks
+
+
 def markdown(result: dict[str, Any], command: str) -> str:
     """``spikenas.md``: settings, timing and the correlation table."""
     s, t = result["settings"], result["timing"]
@@ -291,6 +344,24 @@ def markdown(result: dict[str, Any], command: str) -> str:
             f"rho {_cell(ceiling['spearman_rho'], ceiling['spearman_rho_ci95'])} "
             f"(n = {ceiling['n']}).",
         ]
+    for other, check in result["width_check"].items():
+        w = check["width"]
+        lines += [
+            "",
+            f"Width check: the same proxies at width {other} ({check['scores']}, median "
+            f"{_seconds(check['seconds_per_architecture_median'])} per architecture for its "
+            f"proxies) against width {w}, over the ids both scored.",
+            "",
+            f"| proxy | n | Spearman rho, width {w} vs {other} | tau vs accuracy, width {w} "
+            f"| tau vs accuracy, width {other} |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for name, c in check["proxies"].items():
+            lines.append(
+                f"| {name} | {c['n']} | {_signed(c['rho_between_widths'])} "
+                f"| {_signed(c[f'tau_vs_acc_width_{w}'])} "
+                f"| {_signed(c[f'tau_vs_acc_width_{other}'])} |"
+            )
     lines += [
         "",
         "Oriented scores (sign x raw, higher is better) throughout; `params` and `flops` grow "
@@ -337,7 +408,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="architectures in the sample")
     parser.add_argument("--seed", type=int, default=2026, help="sample seed")
     parser.add_argument("--proxies", default="all", help="all | fast | comma-separated names")
-    parser.add_argument("--width", type=int, default=16, help="first cell's channels (bench: 128)")
+    parser.add_argument(
+        "--width", type=int, default=DEFAULT_WIDTH, help="first cell's channels (bench: 128)"
+    )
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--model-seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -366,7 +439,8 @@ def main() -> None:
         unsupported = sorted(set(names) - set(supported))
         if unsupported:
             parser.error(f"not runnable on a foreign model: {', '.join(unsupported)}")
-    scores_path = args.out / "spikenas_scores.csv"
+    suffix = "" if args.width == DEFAULT_WIDTH else f"_w{args.width}"
+    scores_path = args.out / f"spikenas_scores{suffix}.csv"
     ids = sample_ids(args.n, args.seed)
     if not args.report_only:
         score_missing(scores_path, ids, names, settings, args.backend, args.minutes)
@@ -390,14 +464,15 @@ def main() -> None:
         "timing": timing(scores_path),
         "sample_size": args.n,
         **report(scores_path, supported, table, args.seed),
+        "width_check": width_check(scores_path, table),
     }
     mean = result["timing"]["seconds_per_architecture_mean"]
     result["projected_minutes"] = None if mean is None else mean * args.n / 60
     command = "python benchmarks/spikenas.py " + " ".join(sys.argv[1:])
     atomic_write_text(
-        args.out / "spikenas.json", json.dumps(result, indent=2, allow_nan=False) + "\n"
+        args.out / f"spikenas{suffix}.json", json.dumps(result, indent=2, allow_nan=False) + "\n"
     )
-    atomic_write_text(args.out / "spikenas.md", markdown(result, command.strip()))
+    atomic_write_text(args.out / f"spikenas{suffix}.md", markdown(result, command.strip()))
     for name, p in result["proxies"].items():
         print(
             f"{name:12s} n {p['n']:5d} tau {_signed(p['kendall_tau'])} "

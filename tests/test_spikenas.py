@@ -104,7 +104,7 @@ def test_other_classes_and_sizes() -> None:
 
 
 def test_proxies_score_the_model() -> None:
-    from autost.proxies.context import score
+    from autost.proxies import score
 
     model = build_spikenas_model(ALL_CONV, width=4, timesteps=2, backend="eager")
     result = score(model, natural_batch(8), ["firing_rate", "params"])
