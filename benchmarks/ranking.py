@@ -54,6 +54,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -271,6 +272,11 @@ def train_one(
 
 #: Low-fidelity baselines: short-training evaluator recipes scored beside the proxies.
 LOW_FIDELITY = ("short-1epoch", "loss-drop")
+#: Bootstrap resamples of architectures behind every interval (``--tiny``: 100).
+RESAMPLES = 1000
+#: Ensembles reported beside the shipped ``zero-cost`` recipe: the candidates of its choice
+#: (evaluators/zero-cost.toml says how it was made) and the previous default.
+EXTRA_ENSEMBLES = ("sahd+grad_norm+flops", "sahd+flops", "sahd+flops+jacob_cov")
 SCORE_HEADER = ["pool", "dataset", "arch", "name", "value", "seconds", "error"]
 ScoreKey = tuple[str, str, int, str]
 
@@ -301,7 +307,14 @@ class Scores:
     as NaN with its error, and the others go on.
     """
 
-    def __init__(self, out: Path, dataset: str, reference: int, mnist_root: str) -> None:
+    def __init__(
+        self,
+        out: Path,
+        dataset: str,
+        reference: int,
+        mnist_root: str,
+        extra_ensembles: Sequence[str] = (),
+    ) -> None:
         from autost.evaluator import Evaluator
 
         self.out, self.dataset, self.reference = out, dataset, reference
@@ -313,6 +326,23 @@ class Scores:
         if dataset != "digits":
             evaluator = evaluator.with_dataset(dataset, self.root, **self.spec["options"])
         self.ensemble = evaluator
+        #: label -> recipe: the shipped ``zero-cost`` as ``ensemble``, and each of
+        #: ``extra_ensembles`` ("a+b+c": equal weights, zero-cost's data and reference settings)
+        self.ensembles: dict[str, Evaluator] = {"ensemble": evaluator}
+        for label in extra_ensembles:
+            data = evaluator.to_dict()
+            data["proxies"] = {m: 1.0 for m in label.split("+")}
+            data["description"] = f"equal-weight rank ensemble of {label}"
+            self.ensembles[label] = Evaluator.from_dict(data, label)
+        #: cache names carry each recipe's members and weights: a changed recipe is scored anew
+        #: (an extra ensemble equal to the shipped one is reported once, as ``ensemble``)
+        self.keys: dict[str, str] = {}
+        for label, e in list(self.ensembles.items()):
+            key = "ensemble:" + ",".join(f"{m}={w:g}" for m, w in e.weights.items())
+            if key in self.keys.values():
+                del self.ensembles[label]
+            else:
+                self.keys[label] = key
 
     def forget(self) -> None:
         """Ignore the cached values (``--rescore``) and the cached reference pool."""
@@ -337,8 +367,9 @@ class Scores:
         """The oriented value of ``name`` for ``cfg``, run alone."""
         from autost.proxies import ProxyContext, get_proxy
 
-        if name == "ensemble":
-            return float(self.ensemble.score(cfg)["score"])
+        for label, key in self.keys.items():
+            if name == key:
+                return float(self.ensembles[label].score(cfg)["score"])
         if name in baselines:
             return float(baselines[name].score(cfg)["score"])
         raw = ProxyContext(cfg, self.ensemble.batch(cfg), seed=0).score([name])[name]
@@ -349,7 +380,7 @@ class Scores:
         its CPU seconds, NaN and the error for one that raises."""
         from autost.evaluator import Evaluator
 
-        names = [*list_proxies(), "ensemble", *LOW_FIDELITY]
+        names = [*list_proxies(), *self.keys.values(), *LOW_FIDELITY]
         baselines: dict[str, Any] = {name: Evaluator.load(name) for name in LOW_FIDELITY}
         if self.dataset != "digits":
             baselines = {
@@ -362,7 +393,7 @@ class Scores:
             if not missing:
                 continue
             self.ensemble.batch(cfg)  # loaded (and cached) outside the timings
-            if "ensemble" in missing:
+            if set(self.keys.values()) & set(missing):
                 self._reference()
             for name in missing:
                 start = time.process_time()
@@ -376,20 +407,29 @@ class Scores:
             print(f"{pool_name} {self.dataset} arch {i}: scored", flush=True)
 
     def _reference(self) -> None:
-        """The ensemble's reference pool: ``reference`` digits-space samples drawn with seed 0
-        (not an evaluation pool), saved as ``OUT/ranking_reference_<dataset>.json``."""
-        if self.ensemble.reference is not None:
+        """The ensembles' reference pool: ``reference`` digits-space samples drawn with seed 0
+        (not an evaluation pool), scored by every member of every ensemble, saved as
+        ``OUT/ranking_reference_<dataset>.json`` (fitted again when it lacks a member)."""
+        from autost.evaluator import Evaluator
+        from autost.proxies.ensemble import ReferencePool
+
+        if all(e.reference is not None for e in self.ensembles.values()):
             return
+        members = {m: 1.0 for e in self.ensembles.values() for m in e.weights}
         path = self.out / f"ranking_reference_{self.dataset}.json"
-        if path.exists():
-            self.ensemble.set_reference(path)
-            if self.ensemble.reference and self.ensemble.reference.size == self.reference:
-                return
-        space = SearchSpace.load("digits")
-        rng = np.random.default_rng(0)
-        size = self.spec["image_size"]
-        drawn = [space.sample(rng).replace(image_size=size) for _ in range(self.reference)]
-        self.ensemble.fit_reference(drawn).save(path)
+        pool = ReferencePool.load(path) if path.exists() else None
+        if pool is None or pool.size != self.reference or set(members) - set(pool.values):
+            data = self.ensemble.to_dict()
+            data["proxies"] = members
+            union = Evaluator.from_dict(data, "reference of every ensemble")
+            space = SearchSpace.load("digits")
+            rng = np.random.default_rng(0)
+            size = self.spec["image_size"]
+            drawn = [space.sample(rng).replace(image_size=size) for _ in range(self.reference)]
+            pool = union.fit_reference(drawn)
+            pool.save(path)
+        for evaluator in self.ensembles.values():
+            evaluator.set_reference(pool)
 
     def table(
         self, pool_name: str, n: int
@@ -397,9 +437,10 @@ class Scores:
         """Per name (every proxy scored for all ``n`` architectures, ``ensemble``, the
         baselines), the oriented values; the median CPU seconds per candidate of each; the
         failures, one line each."""
+        labels = {key: label for label, key in self.keys.items()}
         names = [
             name
-            for name in [*list_proxies(), "ensemble", *LOW_FIDELITY]
+            for name in [*list_proxies(), *labels, *LOW_FIDELITY]
             if all((pool_name, self.dataset, i, name) in self.cache for i in range(n))
         ]
         values: dict[str, list[float]] = {}
@@ -407,10 +448,11 @@ class Scores:
         failures = []
         for name in names:
             rows = [self.cache[(pool_name, self.dataset, i, name)] for i in range(n)]
-            values[name] = [r[0] for r in rows]
-            seconds[name] = float(np.median([r[1] for r in rows]))
+            label = labels.get(name, name)
+            values[label] = [r[0] for r in rows]
+            seconds[label] = float(np.median([r[1] for r in rows]))
             failures += [
-                f"{pool_name} {self.dataset} arch {i}: {name}: {r[2]}"
+                f"{pool_name} {self.dataset} arch {i}: {label}: {r[2]}"
                 for i, r in enumerate(rows)
                 if r[2]
             ]
@@ -418,21 +460,24 @@ class Scores:
 
 
 def correlations(
-    table: dict[str, list[float]], accs: list[float], rng: np.random.Generator
+    table: dict[str, list[float]],
+    accs: list[float],
+    rng: np.random.Generator,
+    resamples: int = RESAMPLES,
 ) -> dict[str, dict[str, Any]]:
     """Tau-b, rho, their 95% bootstrap intervals, the top-1 pick's accuracy relative to the best
     and the top-5 regret (best accuracy minus the best among the column's 5 highest) of every
     column of ``table``.
 
-    Every proxy is judged on the same 1,000 resamples of architectures, so that the paired
-    difference ``ensemble - flops`` has its own interval.
+    Every proxy is judged on the same ``resamples`` resamples of architectures, so that the paired
+    difference of each column minus ``flops`` (when ``table`` has it) has its own interval.
     """
     from scipy.stats import kendalltau, spearmanr
 
     y = np.asarray(accs, dtype=float)
     xs = {n: np.nan_to_num(np.asarray(v, dtype=float), nan=-1e300) for n, v in table.items()}
     samples: dict[str, dict[str, list[float]]] = {n: {"tau": [], "rho": []} for n in xs}
-    for _ in range(1000):
+    for _ in range(resamples):
         idx = rng.integers(0, len(y), len(y))
         if len(set(y[idx])) < 2:
             continue
@@ -450,22 +495,24 @@ def correlations(
     stats: dict[str, dict[str, Any]] = {}
     for n, x in xs.items():
         picks = np.argsort(-x, kind="stable")[:5]  # the proxy's top-5, ties in pool order
+        varied = len(set(x)) > 1 and len(set(y)) > 1  # else undefined (and scipy warns)
         stats[n] = {
-            "tau": _number(kendalltau(x, y).statistic),
-            "rho": _number(spearmanr(x, y).statistic),
+            "tau": _number(kendalltau(x, y).statistic) if varied else None,
+            "rho": _number(spearmanr(x, y).statistic) if varied else None,
             "tau_ci": interval(samples[n]["tau"]),
             "rho_ci": interval(samples[n]["rho"]),
             "top1": float(y[int(np.argmax(x))] / y.max()) if y.max() > 0 else 0.0,
             "top5_regret": float(y.max() - y[picks].max()),
         }
-    if "ensemble" in xs and "flops" in xs:
-        for key in ("tau", "rho"):
-            diff = np.asarray(samples["ensemble"][key]) - np.asarray(samples["flops"][key])
-            both = (stats["ensemble"][key], stats["flops"][key])
-            stats["ensemble"][f"minus_flops_{key}"] = (
-                None if both[0] is None or both[1] is None else both[0] - both[1]
-            )
-            stats["ensemble"][f"minus_flops_{key}_ci"] = interval(diff)
+    if "flops" in xs:  # every column against AutoST's FLOPs, on the same resamples
+        for n in xs:
+            for key in ("tau", "rho"):
+                diff = np.asarray(samples[n][key]) - np.asarray(samples["flops"][key])
+                both = (stats[n][key], stats["flops"][key])
+                stats[n][f"minus_flops_{key}"] = (
+                    None if both[0] is None or both[1] is None else both[0] - both[1]
+                )
+                stats[n][f"minus_flops_{key}_ci"] = interval(diff)
     return stats
 
 
@@ -526,6 +573,8 @@ def markdown(
             "",
             *_table(result),
             "",
+            target_line(result),
+            "",
             "Ensemble minus FLOPs (paired bootstrap): "
             + ", ".join(
                 f"{key} {_signed(result[f'ensemble_minus_flops_{key}'])} "
@@ -570,21 +619,45 @@ def markdown(
 def _table(result: dict[str, Any]) -> list[str]:
     """The per-proxy table of one pool and dataset, best tau first."""
     lines = [
-        "| proxy | Kendall tau-b [95% CI] | Spearman rho [95% CI] | top-1 pick / best "
-        "| top-5 regret | s / candidate |",
-        "|---|---|---|---:|---:|---:|",
+        "| proxy | Kendall tau-b [95% CI] | tau minus FLOPs' [paired 95% CI] "
+        "| Spearman rho [95% CI] | top-1 pick / best | top-5 regret | s / candidate |",
+        "|---|---|---|---|---:|---:|---:|",
     ]
     seconds = result.get("seconds_per_candidate", {})
+    minus = result.get("minus_flops_tau", {})
     for n in sorted(result["kendall_tau"], key=lambda n: -_or(result["kendall_tau"][n], -2.0)):
         tau = _cell(result["kendall_tau"][n], result["kendall_tau_ci95"][n])
         rho = _cell(result["spearman_rho"][n], result["spearman_rho_ci95"][n])
+        gain = (
+            _cell(minus[n], result["minus_flops_tau_ci95"][n])
+            if n in minus and n != "flops"
+            else ""
+        )
         label = f"{n} (training)" if n in LOW_FIDELITY else n
         cost = f"{seconds[n]:.3g}" if n in seconds else "n/a"
         lines.append(
-            f"| {label} | {tau} | {rho} | {result['top1_relative_accuracy'][n]:.3f} "
+            f"| {label} | {tau} | {gain} | {rho} | {result['top1_relative_accuracy'][n]:.3f} "
             f"| {result['top5_regret'][n]:.4f} | {cost} |"
         )
     return lines
+
+
+def target_line(result: dict[str, Any], name: str = "ensemble") -> str:
+    """Whether ``name`` (the shipped default) meets the ranking target in one table: tau at
+    least 0.10 above FLOPs' with the paired interval of the difference above zero, and a top-1
+    pick within 1% of the best."""
+    gain = result.get("minus_flops_tau", {}).get(name)
+    interval = result.get("minus_flops_tau_ci95", {}).get(name, [])
+    top1 = result["top1_relative_accuracy"].get(name)
+    if top1 is None:
+        return f"Target: `{name}` not scored here."
+    met = gain is not None and gain >= 0.10 and bool(interval) and interval[0] > 0
+    return (
+        f"Target for the shipped default `{name}` (tau >= FLOPs' + 0.10, paired interval above "
+        f"zero; top-1 within 1% of the best): tau minus FLOPs' {_cell(gain, interval)}, "
+        f"{'met' if met else 'NOT met'}; top-1 pick / best {top1:.4f}, "
+        f"{'met' if top1 >= 0.99 else 'NOT met'}."
+    )
 
 
 def _band_markdown(name: str, entry: dict[str, Any], band: Band) -> list[str]:
@@ -627,6 +700,8 @@ def _band_markdown(name: str, entry: dict[str, Any], band: Band) -> list[str]:
             f"{result['best_accuracy']:.4f}",
             "",
             *_table(result),
+            "",
+            target_line(result),
         ]
         r = result.get("seed_to_seed")
         if r:
@@ -649,6 +724,12 @@ def _summary(stats: dict[str, dict[str, Any]], seconds: dict[str, float]) -> dic
         "top1_relative_accuracy": {n: s["top1"] for n, s in stats.items()},
         "top5_regret": {n: s["top5_regret"] for n, s in stats.items()},
         "seconds_per_candidate": {n: seconds[n] for n in stats if n in seconds},
+        "minus_flops_tau": {
+            n: s["minus_flops_tau"] for n, s in stats.items() if "minus_flops_tau" in s
+        },
+        "minus_flops_tau_ci95": {
+            n: s["minus_flops_tau_ci"] for n, s in stats.items() if "minus_flops_tau" in s
+        },
     }
 
 
@@ -670,6 +751,7 @@ def band_report(
     scorers: dict[str, Scores],
     rng: np.random.Generator,
     out: Path,
+    resamples: int = RESAMPLES,
 ) -> tuple[dict[str, Any], list[str]]:
     """``ranking.json``'s entry of band pool ``name`` (datasets not fully trained are listed
     under ``incomplete``) and its failures."""
@@ -698,7 +780,7 @@ def band_report(
         mean = np.mean(list(per_seed.values()), axis=0).tolist()
         values, seconds, failed = scorers[dataset].table(name, n)
         failures += failed
-        stats = correlations(values, mean, rng)
+        stats = correlations(values, mean, rng, resamples)
         result: dict[str, Any] = {
             "n_architectures": n,
             "ground_truth": f"mean validation accuracy over seeds {', '.join(map(str, seeds))}",
@@ -707,7 +789,9 @@ def band_report(
             "accuracy_range": [min(mean), max(mean)],
         }
         if len(seeds) > 1:
-            replay = correlations({"seed": per_seed[seeds[1]]}, per_seed[seeds[0]], rng)["seed"]
+            replay = correlations({"seed": per_seed[seeds[1]]}, per_seed[seeds[0]], rng, resamples)[
+                "seed"
+            ]
             result["seed_to_seed"] = {
                 "seeds": seeds[:2],
                 "kendall_tau": replay["tau"],
@@ -780,6 +864,15 @@ def main() -> None:
         help="score and report what is trained (band datasets not fully trained are left out)",
     )
     parser.add_argument(
+        "--ensembles",
+        default=",".join(EXTRA_ENSEMBLES),
+        help="more equal-weight ensembles to report beside zero-cost: comma-separated, each "
+        "its members joined by '+'",
+    )
+    parser.add_argument(
+        "--resamples", type=int, default=RESAMPLES, help="bootstrap resamples per interval"
+    )
+    parser.add_argument(
         "--rescore", action="store_true", help="recompute cached scores (after a proxy changed)"
     )
     parser.add_argument(
@@ -788,7 +881,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.tiny:
         args.n, args.epochs, args.datasets, args.reference = 4, 1, "digits", 8
-        args.pool_n, args.band_datasets = 4, "digits"
+        args.pool_n, args.band_datasets, args.resamples = 4, "digits", 100
         args.pools = args.pools or f"open,{next(iter(BAND_POOLS))}"
     os.environ.setdefault("AUTOST_LIF_BACKEND", "eager")  # compiling per new shape never pays
     datasets = [d for d in args.datasets.split(",") if d]
@@ -835,7 +928,8 @@ def main() -> None:
         return
     # one thread: CPU seconds then measure the work (idle OpenMP threads spin on a busy machine)
     torch.set_num_threads(1)
-    scorers = {d: Scores(out, d, args.reference, args.mnist_root) for d in DATASETS}
+    extra = [e for e in args.ensembles.split(",") if e]
+    scorers = {d: Scores(out, d, args.reference, args.mnist_root, extra) for d in DATASETS}
     if args.rescore:
         for scorer in scorers.values():
             scorer.forget()
@@ -856,9 +950,13 @@ def main() -> None:
         "recipe": f"autost.train, {args.epochs} epochs, lr 5e-3, batch 64, seed 0, fp32; digits "
         "at 8x8, MNIST (t10k, 70/15/15 stratified) at 16x16; validation accuracy of the last "
         "epoch; the device of each training is in the tables",
-        "ensemble_weights": "fixed a priori (sahd, grad_norm, flops, equal weights); reference "
-        f"pool: {args.reference} digits-space samples drawn with seed 0, separate from the "
-        f"evaluation pools (seed {OPEN_POOL_SEED} and the bands' seeds)",
+        "ensemble_weights": "`ensemble` is the shipped zero-cost recipe ("
+        + ", ".join(f"{m} {w:g}" for m, w in scorers["digits"].ensemble.weights.items())
+        + "; evaluators/zero-cost.toml says how they were chosen); "
+        + "".join(f"`{e}`, " for e in extra)
+        + f"equal weights; reference pool of every ensemble: {args.reference} digits-space "
+        f"samples drawn with seed 0, separate from the evaluation pools (seed {OPEN_POOL_SEED} "
+        "and the bands' seeds)",
         "low_fidelity": "short-1epoch (validation accuracy after one epoch of training) and "
         "loss-drop (training-loss drop over 20 steps), the evaluator recipes of that name, "
         "AdamW lr 5e-3, batch 64, seed 0, marked '(training)' in the tables",
@@ -878,7 +976,7 @@ def main() -> None:
         accs = [done[(dataset, i, 0)] for i in range(len(configs))]
         values, seconds, failures = scorers[dataset].table("open", len(configs))
         report["proxy_failures"] += failures
-        stats = correlations(values, accs, rng)
+        stats = correlations(values, accs, rng, args.resamples)
         ensemble = stats["ensemble"]
         report["datasets"][dataset] = {
             "n_architectures": len(configs),
@@ -896,7 +994,7 @@ def main() -> None:
                 f"seed {k}": [noise[(dataset, i, k)] for i in range(len(configs))]
                 for k in extra_seeds
             }
-            replay = correlations(again, accs, rng)
+            replay = correlations(again, accs, rng, args.resamples)
             report["datasets"][dataset]["seed_to_seed"] = {
                 name: {
                     "kendall_tau": r["tau"],
@@ -913,7 +1011,7 @@ def main() -> None:
                 )
             # every proxy against the mean over seeds, a less noisy ground truth
             mean = np.mean([accs, *again.values()], axis=0).tolist()
-            pooled = correlations(values, mean, rng)
+            pooled = correlations(values, mean, rng, args.resamples)
             report["datasets"][dataset]["against_mean_of_seeds"] = {
                 "seeds": [0, *extra_seeds],
                 "kendall_tau": {n: s["tau"] for n, s in pooled.items()},
@@ -923,7 +1021,9 @@ def main() -> None:
             }
         _print(f"open {dataset:7s}", stats, seconds)
     for name, band in bands.items():
-        entry, failures = band_report(name, band, band_datasets, seeds, scorers, rng, out)
+        entry, failures = band_report(
+            name, band, band_datasets, seeds, scorers, rng, out, args.resamples
+        )
         report["pools"][name] = entry
         report["proxy_failures"] += failures
     first = report["datasets"][datasets[0]]

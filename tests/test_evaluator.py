@@ -40,7 +40,7 @@ def test_shipped_recipes_load() -> None:
         assert evaluator.needs_data == any(get_proxy(p).needs_data for p in evaluator.proxies)
     assert not Evaluator.load("flops").needs_data
     zero = Evaluator.load("zero-cost")
-    assert zero.weights == {"sahd": 1.0, "grad_norm": 1.0, "flops": 1.0}
+    assert zero.weights == {"sahd": 1.0, "flops": 1.0}  # chosen in benchmarks/ranking.py
     assert zero.needs_data and zero.is_ensemble and zero.dataset == "digits"
     # every data-free proxy and every data proxy has a recipe of its own
     assert set(list_proxies()) <= set(names)
@@ -179,7 +179,7 @@ def test_recipe_round_trips_through_to_dict() -> None:
 
 def test_describe_score_says_what_score_is() -> None:
     zero = Evaluator.load("zero-cost").describe_score()
-    assert zero.startswith("score: zero-cost rank ensemble of sahd, grad_norm, flops")
+    assert zero.startswith("score: zero-cost rank ensemble of sahd, flops")
     assert "percentile among 64 reference candidates" in zero and "higher is better" in zero
     weighted = Evaluator.from_dict({"proxies": {"sahd": 1.0, "flops": 2.0}}).describe_score()
     assert "sahd x1, flops x2" in weighted and "weighted mean percentile" in weighted

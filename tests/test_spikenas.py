@@ -146,3 +146,64 @@ def test_parse_log() -> None:
         "test_acc": 41.25,
         "train_seconds": 3723.5,
     }
+
+
+def test_report_pairs_every_proxy_with_flops_and_ranks_inside_a_flops_level(
+    tmp_path: Path, table: dict[int, dict[str, str]]
+) -> None:
+    import csv
+
+    import spikenas as bench
+
+    ids = sorted(table)[:60]
+    acc = {i: float(table[i]["test_acc"]) for i in ids}
+    # flops: two levels, 45 cells and 15; sahd follows accuracy; grad_norm its reverse
+    flops = {i: 1e8 if k < 45 else 2e8 for k, i in enumerate(ids)}
+    settings = {"width": 4, "batch": 4, "timesteps": 5, "model_seed": 0, "batch_seed": 0}
+    path = tmp_path / "spikenas_scores.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, bench.HEADER)
+        writer.writeheader()
+        for i in ids:
+            for name, raw in (("flops", flops[i]), ("sahd", acc[i]), ("grad_norm", -acc[i])):
+                writer.writerow(
+                    {
+                        "id": i,
+                        "proxy": name,
+                        "raw": raw,
+                        "seconds": 0.1,
+                        "arch_seconds": 0.3,
+                        **settings,
+                    }
+                )
+    weights = {"sahd": 1.0, "flops": 1.0}
+    result = bench.report(path, ["flops", "sahd", "grad_norm"], table, 0, {"both": weights})
+    stats = result["proxies"]
+    assert set(stats) == {"flops", "sahd", "grad_norm", "both"}
+    assert stats["sahd"]["kendall_tau"] == pytest.approx(1.0)
+    assert stats["grad_norm"]["kendall_tau"] == pytest.approx(-1.0)
+    gain = stats["sahd"]["minus_flops_tau"]
+    assert gain == pytest.approx(1.0 - stats["flops"]["kendall_tau"])
+    low, high = stats["sahd"]["minus_flops_tau_ci95"]
+    assert low <= gain <= high
+    assert stats["sahd"]["top1_test_acc"] == max(acc.values())
+    (level,) = result["flops_levels"].values()  # only the level of 45 cells is reported
+    assert level["n"] == 45 and level["flops"] == 1e8
+    assert set(level["proxies"]) == {"sahd", "grad_norm", "both"}  # FLOPs constant: left out
+    assert level["proxies"]["sahd"]["kendall_tau"] == pytest.approx(1.0)
+    assert "Inside one budget" in bench.markdown(
+        {
+            **result,
+            "settings": settings,
+            "timing": bench.timing(path),
+            "machine": "m",
+            "ground_truth": "g",
+            "models": "m",
+            "batch": "b",
+            "sample": "s",
+            "sample_size": 60,
+            "projected_minutes": 1.0,
+            "width_check": {},
+        },
+        "cmd",
+    )
