@@ -610,10 +610,79 @@ def markdown(
                 lines.append(f"| {n} | {tau} | {rho} |")
     for name, entry in report["pools"].items():
         lines += ["", *_band_markdown(name, entry, bands[name])]
+    if report.get("spikenas"):
+        lines += ["", *_spikenas_markdown(report["spikenas"])]
     if report["proxy_failures"]:
         lines += ["", "## Failures (recorded as NaN, ranked last)", ""]
         lines += [f"- {line}" for line in report["proxy_failures"]]
     return "\n".join(lines) + "\n"
+
+
+def spikenas_summary(path: Path) -> dict[str, Any] | None:
+    """The SpikeNAS-Bench figures ``benchmarks/spikenas.py`` wrote to ``path`` (None if absent):
+    every proxy and ensemble over the whole sample, and the shipped default inside each FLOPs
+    level."""
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    default = next((k for k in data["proxies"] if k.startswith("zero-cost")), None)
+    keys = ("n", "kendall_tau", "kendall_tau_ci95", "minus_flops_tau", "minus_flops_tau_ci95")
+    keys += ("spearman_rho", "top1_relative_accuracy", "top5_regret")
+    return {
+        "command": data.get("command"),
+        "ground_truth": data["ground_truth"],
+        "models": data["models"],
+        "batch": data["batch"],
+        "default": default,
+        "whole_sample": {n: {k: p[k] for k in keys} for n, p in data["proxies"].items()},
+        "flops_levels": {
+            level: {"n": band["n"], "default": band["proxies"].get(default)}
+            for level, band in data["flops_levels"].items()
+        },
+    }
+
+
+def _spikenas_markdown(summary: dict[str, Any]) -> list[str]:
+    """The SpikeNAS-Bench section of ``ranking.md`` (the whole report: ``spikenas.md``)."""
+    default = summary["default"]
+    lines = [
+        "## SpikeNAS-Bench: external ground truth (CIFAR-10)",
+        "",
+        f"From `{summary['command']}` ([spikenas.md](spikenas.md) has every table). Ground "
+        f"truth: {summary['ground_truth']}. Models: {summary['models']}. Batch: "
+        f"{summary['batch']}.",
+        "",
+        "| proxy | n | Kendall tau-b [95% CI] | tau minus FLOPs' [paired 95% CI] "
+        "| Spearman rho | top-1 pick / best | top-5 regret |",
+        "|---|---:|---|---|---:|---:|---:|",
+    ]
+    whole = summary["whole_sample"]
+    for n in sorted(whole, key=lambda n: -_or(whole[n]["kendall_tau"], -2.0)):
+        p = whole[n]
+        minus = "" if n == "flops" else _cell(p["minus_flops_tau"], p["minus_flops_tau_ci95"])
+        lines.append(
+            f"| {n} | {p['n']} | {_cell(p['kendall_tau'], p['kendall_tau_ci95'])} | {minus} "
+            f"| {_signed(p['spearman_rho'])} | {p['top1_relative_accuracy']:.4f} "
+            f"| {p['top5_regret']:.2f} |"
+        )
+    if default:
+        lines += [
+            "",
+            f"Inside one budget: the shipped default `{default}` among the cells of one FLOPs "
+            "level (FLOPs and params are the same for all of them, so they rank nothing: the "
+            "gain over FLOPs is the default's own tau).",
+            "",
+            "| FLOPs level | cells | tau [95% CI] | top-1 pick / best |",
+            "|---|---:|---|---:|",
+        ]
+        for level, band in summary["flops_levels"].items():
+            d = band["default"]
+            if d:
+                lines.append(
+                    f"| {level} | {band['n']} | {_cell(d['kendall_tau'], d['kendall_tau_ci95'])} "
+                    f"| {d['top1_relative_accuracy']:.4f} |"
+                )
+    return lines
 
 
 def _table(result: dict[str, Any]) -> list[str]:
@@ -704,6 +773,11 @@ def _band_markdown(name: str, entry: dict[str, Any], band: Band) -> list[str]:
             target_line(result),
         ]
         r = result.get("seed_to_seed")
+        if r and r["kendall_tau_ci95"] and r["kendall_tau_ci95"][0] <= 0:
+            lines[-1] += (
+                " The seeds disagree here (seed-to-seed interval includes zero): this ground "
+                "truth cannot rank the pool, so neither verdict carries weight."
+            )
         if r:
             lines += [
                 "",
@@ -936,9 +1010,11 @@ def main() -> None:
     if configs:
         for dataset in datasets:
             scorers[dataset].fill("open", configs)
-    for name, (members, _) in bands.items():
+    for name, (members, accs) in bands.items():
         for dataset in band_datasets:
-            scorers[dataset].fill(name, members)
+            trained_all = all((dataset, i, k) in accs for i in range(len(members)) for k in seeds)
+            if trained_all or args.score_only:  # --no-train scores only what it can report
+                scorers[dataset].fill(name, members)
     if args.score_only:
         return
     for dataset in datasets:
@@ -1037,6 +1113,7 @@ def main() -> None:
         ensemble_minus_flops_tau=first["ensemble_minus_flops_tau"],
         ensemble_minus_flops_tau_ci95=first["ensemble_minus_flops_tau_ci95"],
     )
+    report["spikenas"] = spikenas_summary(out / "spikenas.json")
     command = "python benchmarks/ranking.py " + " ".join(sys.argv[1:])
     text = markdown(configs, done, report, command.strip(), bands)
     atomic_write_text(out / "ranking.md", text)

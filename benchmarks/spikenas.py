@@ -597,6 +597,7 @@ def main() -> None:
     mean = result["timing"]["seconds_per_architecture_mean"]
     result["projected_minutes"] = None if mean is None else mean * args.n / 60
     command = "python benchmarks/spikenas.py " + " ".join(sys.argv[1:])
+    result["command"] = command.strip()
     atomic_write_text(
         args.out / f"spikenas{suffix}.json", json.dumps(result, indent=2, allow_nan=False) + "\n"
     )
