@@ -171,10 +171,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
         for name in ("epochs", "batch_size", "lr", "weight_decay", "loss", "amp", "device")
         if getattr(args, name) is not None
     }
+    if args.low_memory is not None:
+        overrides["low_memory"] = args.low_memory
     if args.resume and args.out is None:
         raise AutostError("--resume needs --out DIR, the run to continue")
     out = args.out or time.strftime("runs/train-%Y%m%d-%H%M%S")
-    settings = TrainSettings(compile=args.compile, seed=args.seed, workers=args.loader_workers)
+    settings = TrainSettings(
+        compile=args.compile,
+        checkpoint_blocks=args.checkpoint_blocks,
+        seed=args.seed,
+        workers=args.loader_workers,
+    )
     result = train(
         args.config,
         args.dataset,
@@ -227,6 +234,18 @@ def _add_train(sub: Any) -> None:
     t.add_argument("--device", choices=["auto", "cuda", "cpu"], default=None)
     t.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default=None)
     t.add_argument("--compile", action="store_true", help="torch.compile the model")
+    t.add_argument(
+        "--low-memory",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="save spike inputs for backward as bool/uint8: same gradients, less memory "
+        "(default: on)",
+    )
+    t.add_argument(
+        "--checkpoint-blocks",
+        action="store_true",
+        help="recompute each encoder block in backward (same gradients, less memory, slower)",
+    )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--loader-workers", type=int, default=0, help="DataLoader worker processes")
     t.add_argument("--workers", type=int, default=1, help="Ray Train workers (data parallel)")

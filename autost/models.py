@@ -9,11 +9,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from autost.blocks.attention import ATTENTIONS
 from autost.blocks.coding import CODINGS
 from autost.blocks.common import spiking_neuron
+from autost.blocks.lowmem import LOW_MEMORY_DEFAULT, checkpoint_module, set_low_memory
 from autost.blocks.mlp import MLPS
 from autost.blocks.stems import STEMS, QKDownsample
 from autost.config import ArchConfig
@@ -42,11 +44,19 @@ class SpikingTransformer(nn.Module):
     ``forward`` takes a static batch ``[B, C, H, W]`` (coded over ``timesteps``) or a
     time-major sequence ``[T, B, C, H, W]`` and returns logits ``[B, classes]`` averaged over
     time, or ``[T, B, classes]`` with ``per_timestep=True`` (for TET-style losses).
+
+    Two switches trade nothing but memory and time, never results: ``low_memory`` (on by
+    default) saves the spike inputs of linear layers, convs and products for backward as
+    bool/uint8 and max-pools' argmax positions as int16 (see :mod:`autost.blocks.lowmem`);
+    ``checkpoint_blocks`` (off by default) recomputes each encoder block's activations in
+    backward instead of keeping them (in training mode with gradients enabled only).
     """
 
     def __init__(self, config: ArchConfig) -> None:
         super().__init__()
         self.config = config  # validated when it was constructed (ArchConfig is frozen)
+        self.checkpoint_blocks = False
+        self._low_memory = LOW_MEMORY_DEFAULT
         self.coding = CODINGS.get(config.coding)(config)
         self.stem = STEMS.get(config.stem)(config)
         stages = config.stages or (config.depth,)
@@ -70,12 +80,25 @@ class SpikingTransformer(nn.Module):
                 tokens = self.downsample[stage - 1](tokens, side)
                 side //= 2
             for block in self.blocks[start:end]:
-                tokens = block(tokens)
+                if self.checkpoint_blocks and self.training and torch.is_grad_enabled():
+                    tokens = checkpoint_module(block, tokens)
+                else:
+                    tokens = block(tokens)
             start = end
         return tokens.mean(dim=2)
 
     def forward(self, x: Tensor, per_timestep: bool = False) -> Tensor:
         return self.forward_head(self.forward_features(x), per_timestep)
+
+    @property
+    def low_memory(self) -> bool:
+        """Whether spike inputs are saved for backward as bool/uint8 (equal gradients)."""
+        return self._low_memory
+
+    @low_memory.setter
+    def low_memory(self, enabled: bool) -> None:
+        self._low_memory = bool(enabled)
+        set_low_memory(self, self._low_memory)
 
     def forward_head(self, feats: Tensor, per_timestep: bool = False) -> Tensor:
         """Logits from the features ``[T, B, D]`` of :meth:`forward_features`."""
@@ -166,8 +189,6 @@ def create_model(spec: Any, **overrides: Any) -> SpikingTransformer:
     model with its trained weights (loaded with ``weights_only=True``).
     """
     if isinstance(spec, (str, os.PathLike)) and _is_bundle(Path(spec)):
-        import torch
-
         folder = Path(spec)
         model = SpikingTransformer(resolve_config(folder / "config.json", **overrides))
         state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)

@@ -28,6 +28,7 @@ from autost.blocks.common import (
     neuron_cost,
     spiking_neuron,
 )
+from autost.blocks.lowmem import SpikeKind, max_pool2d, spike_matmul, spike_mul
 from autost.config import ArchConfig
 from autost.registry import Registry
 
@@ -44,11 +45,17 @@ class Attention(ShortcutBranch):
         self.dim = cfg.layer_dims[layer]
         self.heads = cfg.num_heads[layer]
         self.scale = cfg.attn_scale
+        spikes = self.input_spikes
         for p in self.projections:
-            self.add_module(p, LinearBN(self.dim, self.dim, bias=cfg.qkv_bias))
+            self.add_module(p, LinearBN(self.dim, self.dim, bias=cfg.qkv_bias, spikes=spikes))
             self.add_module(f"{p}_lif", spiking_neuron(cfg.neuron))
         self.attn_lif = spiking_neuron(cfg.neuron, cfg.neuron.attn_threshold)
-        self.proj = LinearBN(self.dim, self.dim, bias=True)
+        self.proj = LinearBN(self.dim, self.dim, bias=True, spikes=self.proj_spikes(cfg))
+
+    @classmethod
+    def proj_spikes(cls, cfg: ArchConfig) -> SpikeKind | None:
+        """What the output projection receives (see :mod:`autost.blocks.lowmem`)."""
+        return "binary"
 
     def spikes(self, name: str, x: Tensor) -> Tensor:
         """Spikes of projection ``name`` (``q``, ``k`` or ``v``) of the input spikes ``x``."""
@@ -105,7 +112,13 @@ class SSA(Attention):
             s.reshape(t, b, n, h, c // h).transpose(2, 3)
             for s in (q, self.spikes("k", spikes), self.spikes("v", spikes))
         )
-        out = q @ (k.transpose(-2, -1) @ v) if n > c // h else (q @ k.transpose(-2, -1)) @ v
+        kt = k.transpose(-2, -1)
+        if not self.low_memory:
+            out = q @ (kt @ v) if n > c // h else (q @ kt) @ v
+        elif n > c // h:  # the same products, spike operands saved as bool
+            out = spike_matmul(q, spike_matmul(kt, v, "binary", "binary"), "binary", None)
+        else:
+            out = spike_matmul(spike_matmul(q, kt, "binary", "binary"), v, None, "binary")
         out = (out * self.scale).transpose(2, 3).reshape(t, b, n, c)
         return self.proj(self.attn_lif(out))
 
@@ -144,30 +157,36 @@ class SDSA(Attention):
 
     def branch(self, spikes: Tensor, x: Tensor) -> Tensor:
         q, k, v = (self.spikes(p, spikes) for p in ("q", "k", "v"))
+        low = self.low_memory
         if self.dvs_pool:
-            k, v = _pool_grid(k), _pool_grid(v)
-        kv = k * v
+            k, v = _pool_grid(k, low), _pool_grid(v, low)
+        kv = spike_mul(k, v) if low else k * v
         if self.dvs_pool:
-            kv = _pool_heads(kv, self.heads)
-        out = q * self.attn_lif(kv.sum(dim=2, keepdim=True))
+            kv = _pool_heads(kv, self.heads, low)
+        mask = self.attn_lif(kv.sum(dim=2, keepdim=True))
+        out = spike_mul(q, mask) if low else q * mask
         if self.dvs_pool:
-            out = _pool_heads(out, self.heads)
+            out = _pool_heads(out, self.heads, low)
         return self.proj(out)
 
 
-def _pool_grid(x: Tensor) -> Tensor:
+def _pool(x: Tensor, low_memory: bool) -> Tensor:
+    return max_pool2d(x, 3, 1, 1) if low_memory else F.max_pool2d(x, 3, 1, 1)
+
+
+def _pool_grid(x: Tensor, low_memory: bool) -> Tensor:
     """3x3/1/1 max-pool of ``[T, B, N, C]`` tokens over their square token grid, per channel."""
     t, b, n, c = x.shape
     side = math.isqrt(n)
     grid = x.reshape(t * b, side, side, c).permute(0, 3, 1, 2)
-    return F.max_pool2d(grid, 3, 1, 1).permute(0, 2, 3, 1).reshape(t, b, n, c)
+    return _pool(grid, low_memory).permute(0, 2, 3, 1).reshape(t, b, n, c)
 
 
-def _pool_heads(x: Tensor, heads: int) -> Tensor:
+def _pool_heads(x: Tensor, heads: int, low_memory: bool) -> Tensor:
     """3x3/1/1 max-pool of ``[T, B, N, C]`` over each head's (token index, channel) plane."""
     t, b, n, c = x.shape
     planes = x.reshape(t * b, n, heads, c // heads).transpose(1, 2)
-    return F.max_pool2d(planes, 3, 1, 1).transpose(1, 2).reshape(t, b, n, c)
+    return _pool(planes, low_memory).transpose(1, 2).reshape(t, b, n, c)
 
 
 @ATTENTIONS.register("qk-token")
@@ -182,7 +201,8 @@ class QKTokenAttention(Attention):
         q = self.spikes("q", spikes).reshape(t, b, n, h, c // h)
         k = self.spikes("k", spikes).reshape(t, b, n, h, c // h)
         mask = self.attn_lif(q.sum(dim=-1, keepdim=True))
-        return self.proj((mask * k).reshape(t, b, n, c))
+        masked = spike_mul(mask, k) if self.low_memory else mask * k
+        return self.proj(masked.reshape(t, b, n, c))
 
 
 @ATTENTIONS.register("qk-channel")
@@ -194,4 +214,4 @@ class QKChannelAttention(Attention):
     def branch(self, spikes: Tensor, x: Tensor) -> Tensor:
         q, k = self.spikes("q", spikes), self.spikes("k", spikes)
         mask = self.attn_lif(q.sum(dim=2, keepdim=True))
-        return self.proj(mask * k)
+        return self.proj(spike_mul(mask, k) if self.low_memory else mask * k)

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from autost.blocks.lowmem import LowMemory, SpikeKind, SpikeLinear, max_pool2d, stream_kind
 from autost.config import ArchConfig, NeuronConfig
 from autost.neurons import make_neuron
 
@@ -134,11 +135,17 @@ class BatchNorm2d(nn.BatchNorm2d):
 
 
 class LinearBN(nn.Module):
-    """Token-wise linear layer followed by BatchNorm over channels, on ``[T, B, N, C]``."""
+    """Token-wise linear layer followed by BatchNorm over channels, on ``[T, B, N, C]``.
 
-    def __init__(self, fin: int, fout: int, *, bias: bool = True) -> None:
+    ``spikes`` says what the input holds (see :mod:`autost.blocks.lowmem`); with
+    ``low_memory`` set the linear layer saves such an input as bool/uint8 for backward.
+    """
+
+    def __init__(
+        self, fin: int, fout: int, *, bias: bool = True, spikes: SpikeKind | None = None
+    ) -> None:
         super().__init__()
-        self.linear = nn.Linear(fin, fout, bias=bias)
+        self.linear = SpikeLinear(fin, fout, bias=bias, spikes=spikes)
         self.bn = nn.BatchNorm1d(fout)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -163,18 +170,22 @@ def run_neuron_tb(neuron: nn.Module, x: Tensor, timesteps: int) -> Tensor:
     return out.reshape(x.shape)
 
 
-def pool2d(x: Tensor) -> Tensor:
-    """The 3x3 / stride 2 / padding 1 max-pool every stem here uses."""
+def pool2d(x: Tensor, low_memory: bool = False) -> Tensor:
+    """The 3x3 / stride 2 / padding 1 max-pool every stem here uses (``low_memory``: saving
+    only the argmax positions for backward, see :func:`autost.blocks.lowmem.max_pool2d`)."""
+    if low_memory:
+        return max_pool2d(x, 3, 2, 1)
     return torch.nn.functional.max_pool2d(x, kernel_size=3, stride=2, padding=1)
 
 
-class ShortcutBranch(nn.Module):
+class ShortcutBranch(LowMemory, nn.Module):
     """``x + branch(x)`` with the configured shortcut.
 
     ``spike`` (Spikformer, QKFormer): the input is already spikes; the branch ends in a LIF, so
     spikes are added to spikes. ``membrane`` (Spike-driven Transformer): a LIF turns the
     membrane-potential input into spikes first, and the branch's BN output is added to the
     membrane potential. Either way the branch holds exactly one extra neuron layer.
+    ``input_spikes`` is what ``branch`` receives: spikes (membrane) or spike counts (spike).
 
     ``flat_out_lif`` (set by a subclass) runs ``out_lif`` over the flattened ``T*B`` axis,
     so that its membrane carries from one sample to the next (official QKFormer SSA).
@@ -186,6 +197,7 @@ class ShortcutBranch(nn.Module):
         self.in_lif = spiking_neuron(cfg.neuron) if self.membrane else None
         self.out_lif = None if self.membrane else spiking_neuron(cfg.neuron)
         self.flat_out_lif = False
+        self.input_spikes: SpikeKind | None = "binary" if self.membrane else stream_kind(cfg)
 
     def branch(self, spikes: Tensor, x: Tensor) -> Tensor:
         """The branch on the input ``spikes``; ``x`` is the raw block input."""

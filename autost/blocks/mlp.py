@@ -32,9 +32,9 @@ class SpikingMLP(ShortcutBranch):
         dim = cfg.layer_dims[layer]
         hidden = int(dim * cfg.mlp_ratios[layer])
         self.inner_residual = self.membrane and hidden == dim
-        self.fc1 = LinearBN(dim, hidden)
+        self.fc1 = LinearBN(dim, hidden, spikes=self.input_spikes)
         self.hidden_lif = spiking_neuron(cfg.neuron)
-        self.fc2 = LinearBN(hidden, dim)
+        self.fc2 = LinearBN(hidden, dim, spikes="binary")
 
     def branch(self, spikes: Tensor, x: Tensor) -> Tensor:
         return self.fc2(self.hidden_lif(self.fc1(spikes)))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from autost.blocks.attention import ATTENTIONS, Attention
 from autost.blocks.common import (
@@ -34,6 +34,7 @@ from autost.blocks.common import (
     neuron_cost,
     spiking_neuron,
 )
+from autost.blocks.lowmem import SpikeConv2d, SpikeKind, count_kind, spike_matmul, spike_mul
 from autost.blocks.mlp import MLPS
 from autost.config import ArchConfig
 
@@ -48,14 +49,21 @@ class EMSA(Attention):
         super().__init__(cfg, layer)
         dim, experts = self.dim, cfg.num_experts
         self.experts, self.width = experts, dim // experts
-        bias = cfg.qkv_bias
-        self.q, self.q_lif = LinearBN(dim, dim, bias=bias), spiking_neuron(cfg.neuron)
-        self.k, self.k_lif = LinearBN(dim, self.width, bias=bias), spiking_neuron(cfg.neuron)
-        self.v, self.v_lif = LinearBN(dim, dim, bias=bias), spiking_neuron(cfg.neuron)
-        self.router = LinearBN(dim, experts, bias=bias)
+        bias, spikes = cfg.qkv_bias, self.input_spikes
+        self.q = LinearBN(dim, dim, bias=bias, spikes=spikes)
+        self.q_lif = spiking_neuron(cfg.neuron)
+        self.k = LinearBN(dim, self.width, bias=bias, spikes=spikes)
+        self.k_lif = spiking_neuron(cfg.neuron)
+        self.v = LinearBN(dim, dim, bias=bias, spikes=spikes)
+        self.v_lif = spiking_neuron(cfg.neuron)
+        self.router = LinearBN(dim, experts, bias=bias, spikes=spikes)
         self.router_lif = spiking_neuron(cfg.neuron)
         # each expert's output neuron (the re-implementation's per-expert LIF, threshold 1)
         self.attn_lif = spiking_neuron(cfg.neuron)
+
+    @classmethod
+    def proj_spikes(cls, cfg: ArchConfig) -> SpikeKind | None:
+        return count_kind(cfg.num_experts)  # the sum over experts of routed spikes
 
     @staticmethod
     def key_value_first(tokens: int, width: int, dim: int, experts: int) -> bool:
@@ -68,13 +76,17 @@ class EMSA(Attention):
         q = self.spikes("q", spikes).reshape(t, b, n, e, d).transpose(2, 3)  # [T,B,E,N,d]
         k = self.spikes("k", spikes).unsqueeze(2)  # [T,B,1,N,d]
         v = self.spikes("v", spikes).unsqueeze(2)  # [T,B,1,N,D]
-        if self.key_value_first(n, d, c, e):
-            out = q @ (k.transpose(-2, -1) @ v)
+        kt, key_value_first = k.transpose(-2, -1), self.key_value_first(n, d, c, e)
+        if not self.low_memory:
+            out = q @ (kt @ v) if key_value_first else (q @ kt) @ v
+        elif key_value_first:  # the same products, spike operands saved as bool
+            out = spike_matmul(q, spike_matmul(kt, v, "binary", "binary"), "binary", None)
         else:
-            out = (q @ k.transpose(-2, -1)) @ v
+            out = spike_matmul(spike_matmul(q, kt, "binary", "binary"), v, None, "binary")
         experts = self.attn_lif(out * self.scale)  # [T,B,E,N,D]
         route = self.router_lif(self.router(spikes)).transpose(2, 3).unsqueeze(-1)  # [T,B,E,N,1]
-        return self.proj((route * experts).sum(dim=2))
+        routed = spike_mul(route, experts) if self.low_memory else route * experts
+        return self.proj(routed.sum(dim=2))
 
     @classmethod
     def costs(cls, cfg: ArchConfig, layer: int, tokens: int, name: str) -> list[LayerCost]:
@@ -109,14 +121,20 @@ class EMSP(ShortcutBranch):
         dim = cfg.layer_dims[layer]
         hidden = int(dim * cfg.mlp_ratios[layer])
         self.half_width = hidden // 2
-        self.fc1 = LinearBN(dim, hidden)
+        self.fc1 = LinearBN(dim, hidden, spikes=self.input_spikes)
         self.hidden_lif = spiking_neuron(cfg.neuron)
-        self.expert_conv = nn.Conv2d(
-            self.half_width, self.half_width, 3, padding=1, groups=self.half_width, bias=False
+        self.expert_conv = SpikeConv2d(
+            self.half_width,
+            self.half_width,
+            3,
+            padding=1,
+            groups=self.half_width,
+            bias=False,
+            spikes="binary",
         )
         self.expert_bn = BatchNorm2d(self.half_width)
         self.expert_lif = spiking_neuron(cfg.neuron)
-        self.fc2 = LinearBN(self.half_width, dim)
+        self.fc2 = LinearBN(self.half_width, dim, spikes="binary")
 
     def branch(self, spikes: Tensor, x: Tensor) -> Tensor:
         t, b, n, _ = spikes.shape
@@ -126,7 +144,7 @@ class EMSP(ShortcutBranch):
         grid = experts.reshape(t * b, side, side, self.half_width).permute(0, 3, 1, 2)
         grid = self.expert_bn(self.expert_conv(grid))
         experts = self.expert_lif(grid.reshape(t, b, self.half_width, n).transpose(2, 3))
-        return self.fc2(experts * route)
+        return self.fc2(spike_mul(experts, route) if self.low_memory else experts * route)
 
     @classmethod
     def costs(cls, cfg: ArchConfig, layer: int, tokens: int, name: str) -> list[LayerCost]:

@@ -30,6 +30,7 @@ from autost.blocks.common import (
     spiking_neuron,
 )
 from autost.blocks.gac import GACGate
+from autost.blocks.lowmem import LowMemory, SpikeConv2d, SpikeKind, stream_kind
 from autost.config import ArchConfig
 from autost.registry import Registry
 
@@ -44,13 +45,18 @@ QK_FORMS: dict[str, tuple[tuple[int, ...], int]] = {
 }
 
 
-def _conv3(cin: int, cout: int) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, kernel_size=3, padding=1, bias=False)
+def _conv3(cin: int, cout: int, spikes: SpikeKind | None) -> nn.Conv2d:
+    return SpikeConv2d(cin, cout, kernel_size=3, padding=1, bias=False, spikes=spikes)
 
 
-def _conv_stack(module: nn.Module, widths: list[int], cfg: ArchConfig) -> None:
-    """Give ``module`` the 3x3 conv / BN / LIF lists of a stem through ``widths``."""
-    module.convs = nn.ModuleList(_conv3(a, b) for a, b in pairwise(widths))
+def _conv_stack(module: Stem, widths: list[int], cfg: ArchConfig) -> None:
+    """Give ``module`` the 3x3 conv / BN / LIF lists of a stem through ``widths``. The convs
+    receive the image, then spikes (GAC-gated, so real-valued, after the first)."""
+    binary: SpikeKind = "binary"
+    first = None if cfg.coding == "gac" else binary
+    module.conv_spikes = [None, first, *[binary] * (len(widths) - 3)]
+    pairs = zip(pairwise(widths), module.conv_spikes, strict=True)
+    module.convs = nn.ModuleList(_conv3(a, b, spikes) for (a, b), spikes in pairs)
     module.bns = nn.ModuleList(BatchNorm2d(c) for c in widths[1:])
     module.lifs = nn.ModuleList(spiking_neuron(cfg.neuron) for _ in widths[1:])
     if cfg.coding == "gac":
@@ -72,12 +78,13 @@ def _conv_stack_costs(cfg: ArchConfig, widths: list[int]) -> tuple[list[LayerCos
     return rows, side
 
 
-class Stem(nn.Module):
+class Stem(LowMemory, nn.Module):
     """Base class: ``forward(x [T,B,C,H,W]) -> tokens [T,B,N,D]``; ``costs(cfg)`` lists layers."""
 
     convs: nn.ModuleList
     bns: nn.ModuleList
     lifs: nn.ModuleList
+    conv_spikes: list[SpikeKind | None]
 
     def __init__(self, cfg: ArchConfig) -> None:
         super().__init__()
@@ -116,7 +123,7 @@ class SPS(Stem):
         widths = [cfg.in_channels, dim // 8, dim // 4, dim // 2, dim]
         self.pools = [flag == "1" for flag in cfg.stem_pooling]
         _conv_stack(self, widths, cfg)
-        self.rpe_conv = _conv3(dim, dim)
+        self.rpe_conv = _conv3(dim, dim, "binary")
         self.rpe_bn = BatchNorm2d(dim)
         self.rpe_lif = spiking_neuron(cfg.neuron)
 
@@ -129,7 +136,7 @@ class SPS(Stem):
             pre = bn(conv(x))
             x = self._first_spikes(pre, lif) if i == 0 else run_neuron_tb(lif, pre, t)
             if pool:
-                x = pool2d(x)
+                x = pool2d(x, self.low_memory)
         x = x + run_neuron_tb(self.rpe_lif, self.rpe_bn(self.rpe_conv(x)), t)
         return self._to_tokens(x, t)
 
@@ -161,7 +168,7 @@ class SPSMembrane(Stem):
         widths = [cfg.in_channels, dim // 8, dim // 4, dim // 2, dim]
         self.pools = [flag == "1" for flag in cfg.stem_pooling]
         _conv_stack(self, widths, cfg)
-        self.rpe_conv = _conv3(dim, dim)
+        self.rpe_conv = _conv3(dim, dim, "binary")
         self.rpe_bn = BatchNorm2d(dim)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -174,13 +181,13 @@ class SPSMembrane(Stem):
             x = bn(conv(x))
             if i == last:
                 if pool:
-                    x = pool2d(x)
+                    x = pool2d(x, self.low_memory)
                 membrane = x
                 x = run_neuron_tb(lif, x, t)
             else:
                 x = self._first_spikes(x, lif) if i == 0 else run_neuron_tb(lif, x, t)
                 if pool:
-                    x = pool2d(x)
+                    x = pool2d(x, self.low_memory)
         x = self.rpe_bn(self.rpe_conv(x)) + membrane
         return self._to_tokens(x, t)
 
@@ -202,7 +209,14 @@ class _QKStem(Stem):
         self.pools = [flag == "1" for flag in cfg.stem_pooling]
         _conv_stack(self, widths, cfg)
         stride = 2 ** sum(self.pools[self.source + 1 :])
-        self.res_conv = nn.Conv2d(widths[self.source + 1], width, 1, stride=stride, bias=False)
+        self.res_conv = SpikeConv2d(
+            widths[self.source + 1],
+            width,
+            1,
+            stride=stride,
+            bias=False,
+            spikes=self.conv_spikes[self.source + 1],  # what the conv after the source receives
+        )
         self.res_bn = BatchNorm2d(width)
         self.res_lif = spiking_neuron(cfg.neuron)
 
@@ -215,7 +229,7 @@ class _QKStem(Stem):
         ):
             x = bn(conv(x))
             if pool:
-                x = pool2d(x)
+                x = pool2d(x, self.low_memory)
             x = self._first_spikes(x, lif) if i == 0 else run_neuron_tb(lif, x, t)
             if i == self.source:
                 feat = x
@@ -260,7 +274,7 @@ class QKStemDVS(_QKStem):
     form = "qk-dvs"
 
 
-class QKDownsample(nn.Module):
+class QKDownsample(LowMemory, nn.Module):
     """QKFormer's patch embedding between stages: width w/2 -> w, resolution halved.
 
     Main branch: 3x3 conv-BN-LIF (w/2 -> w), 3x3 conv-BN-LIF (w -> w) with a 3x3/2 max-pool after
@@ -272,11 +286,12 @@ class QKDownsample(nn.Module):
         self.timesteps = cfg.timesteps
         self.pool_first = cfg.stem == "qk-imagenet"
         half = width // 2
-        self.conv1, self.bn1 = _conv3(half, width), BatchNorm2d(width)
+        stream = stream_kind(cfg)
+        self.conv1, self.bn1 = _conv3(half, width, stream), BatchNorm2d(width)
         self.lif1 = spiking_neuron(cfg.neuron)
-        self.conv2, self.bn2 = _conv3(width, width), BatchNorm2d(width)
+        self.conv2, self.bn2 = _conv3(width, width, "binary"), BatchNorm2d(width)
         self.lif2 = spiking_neuron(cfg.neuron)
-        self.res_conv = nn.Conv2d(half, width, 1, stride=2, bias=False)
+        self.res_conv = SpikeConv2d(half, width, 1, stride=2, bias=False, spikes=stream)
         self.res_bn = BatchNorm2d(width)
         self.res_lif = spiking_neuron(cfg.neuron)
 
@@ -286,11 +301,11 @@ class QKDownsample(nn.Module):
         feat = x
         x = self.bn1(self.conv1(x))
         if self.pool_first:
-            x = pool2d(x)
+            x = pool2d(x, self.low_memory)
         x = run_neuron_tb(self.lif1, x, t)
         x = self.bn2(self.conv2(x))
         if not self.pool_first:
-            x = pool2d(x)
+            x = pool2d(x, self.low_memory)
         x = run_neuron_tb(self.lif2, x, t)
         x = x + run_neuron_tb(self.res_lif, self.res_bn(self.res_conv(feat)), t)
         return Stem._to_tokens(x, t)

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from autost.blocks.common import LayerCost
+from autost.blocks.lowmem import SpikeConv1d
 from autost.config import ArchConfig
 from autost.neurons import get_surrogate
 
@@ -41,7 +42,8 @@ class TIM(nn.Module):
         self.heads = cfg.num_heads[layer]
         width = cfg.layer_dims[layer] // self.heads
         self.alpha = cfg.tim_alpha
-        self.conv = nn.Conv1d(width, width, cfg.tim_kernel, padding=cfg.tim_kernel // 2, bias=True)
+        kernel = cfg.tim_kernel
+        self.conv = SpikeConv1d(width, width, kernel, padding=kernel // 2, spikes="binary")
         self.tau = cfg.neuron.tau
         self.surrogate = get_surrogate(cfg.neuron.surrogate)
         self.surrogate_alpha = cfg.neuron.alpha

@@ -215,6 +215,8 @@ class Trainer:
         self._prepare_dir(resume)
         torch.manual_seed(s.seed)
         model = SpikingTransformer(self.config).to(self.device)
+        model.low_memory = s.low_memory
+        model.checkpoint_blocks = s.checkpoint_blocks
         if self.device.type == "cuda" and s.channels_last is not False:
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         objective: nn.Module = Objective(model, s, self.static)

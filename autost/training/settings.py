@@ -24,6 +24,11 @@ class TrainSettings:
     :mod:`autost.training.losses`). ``amp="auto"`` is bf16 on CUDA devices that support it,
     fp16 with a grad scaler on other CUDA devices, off on CPU. ``limit_train_batches`` (0 = all)
     cuts epochs short, for smoke runs and short-training evaluators.
+
+    Two memory savers leave the results unchanged: ``low_memory`` (on by default) saves spike
+    inputs for backward as bool/uint8 and max-pool argmaxes as int16
+    (:mod:`autost.blocks.lowmem`); ``checkpoint_blocks`` recomputes each encoder block in
+    backward (``torch.utils.checkpoint``; about one more forward pass of the blocks).
     """
 
     epochs: int = 100
@@ -43,6 +48,8 @@ class TrainSettings:
     amp: str = "auto"
     device: str = "auto"
     compile: bool = False
+    low_memory: bool = True
+    checkpoint_blocks: bool = False
     channels_last: bool | None = None
     seed: int = 0
     workers: int = 0
