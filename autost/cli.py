@@ -239,7 +239,7 @@ def _add_train(sub: Any) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="save spike inputs for backward as bool/uint8: same gradients, less memory "
-        "(default: on)",
+        "(default: off; worth it on large models)",
     )
     t.add_argument(
         "--checkpoint-blocks",

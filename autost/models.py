@@ -45,7 +45,7 @@ class SpikingTransformer(nn.Module):
     time-major sequence ``[T, B, C, H, W]`` and returns logits ``[B, classes]`` averaged over
     time, or ``[T, B, classes]`` with ``per_timestep=True`` (for TET-style losses).
 
-    Two switches trade nothing but memory and time, never results: ``low_memory`` (on by
+    Two switches trade nothing but memory and time, never results: ``low_memory`` (off by
     default) saves the spike inputs of linear layers, convs and products for backward as
     bool/uint8 and max-pools' argmax positions as int16 (see :mod:`autost.blocks.lowmem`);
     ``checkpoint_blocks`` (off by default) recomputes each encoder block's activations in

@@ -10,6 +10,10 @@ saved state, write grad_x (six passes, the saved state counted as one such tenso
 that keeps x itself as its saved state, as the compiled backend does, needs only five passes,
 so that figure is printed too. floor = bytes / bandwidth, where copying n bytes moves 2n.
 Allocating the outputs (fresh pages, page faults) is not part of the floor.
+
+The ``triton`` backend (hand-written Triton kernels) is timed on CUDA devices only; elsewhere
+the report says that it needs a CUDA GPU and was not measured. A row is measured only if the
+kernels really ran (no fallback to another backend).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from autost.neurons import backend as lif_backend
 from autost.neurons import lif_multistep, lif_multistep_reference
 
 try:
@@ -60,6 +65,17 @@ def _page_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt if resource else 0
 
 
+def unmeasured_reason(name: str, device: torch.device, x: torch.Tensor) -> str | None:
+    """Why backend ``name`` cannot be timed on ``device`` (``None``: it can)."""
+    if name != "triton":
+        return None
+    if device.type != "cuda":
+        return "triton speed needs a CUDA GPU; not measured"
+    if lif_backend._resolve_backend("triton", x.detach()[:1]) != "triton":
+        return "the triton kernels cannot run here (triton missing or failed); not measured"
+    return None
+
+
 def bench_device(
     device: torch.device,
     shape: tuple[int, ...],
@@ -86,7 +102,12 @@ def bench_device(
         dst.copy_(src)
 
     variants: dict[str, Callable[[], None]] = {}
+    skipped: dict[str, str] = {}
     for backend in backends:
+        reason = unmeasured_reason(backend, device, x)
+        if reason is not None:
+            skipped[f"fast[{backend}]"] = reason
+            continue
         variants[f"fast[{backend}]"] = fwd_bwd(
             lambda t, b=backend: lif_multistep(t, 2.0, backend=b)  # type: ignore[misc]
         )
@@ -104,6 +125,9 @@ def bench_device(
         return time.perf_counter() - start, _page_faults() - faults
 
     first_call_s = {name: timed(fn)[0] for name, fn in variants.items()}  # compiles
+    if "fast[triton]" in variants and device.type in lif_backend._triton_failed:
+        del variants["fast[triton]"]  # it warned and fell back: those would be another's times
+        skipped["fast[triton]"] = "the triton kernels failed (see the warning); not measured"
     for _ in range(warmup):
         for fn in variants.values():
             timed(fn)
@@ -145,6 +169,7 @@ def bench_device(
         "floor6_ms": floor6_ms,
         "floor5_ms": floor5_ms,
         "rows": rows,
+        "not_measured": skipped,
     }
 
 
@@ -172,6 +197,8 @@ def print_report(result: dict[str, Any]) -> None:
             f"{row['first_call_s']:.2f}",
         ]
         print(f"{row['variant']:<16}" + "".join(f"{c:>11}" for c in cells))
+    for variant, reason in result.get("not_measured", {}).items():
+        print(f"{variant:<16} {reason}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,8 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--backend",
         action="append",
-        choices=["compiled", "eager", "auto"],
-        help="fast-op backend to time; repeat for several (default: compiled and eager)",
+        choices=["compiled", "eager", "triton", "auto"],
+        help=(
+            "fast-op backend to time; repeat for several (default: compiled, eager and triton; "
+            "triton on CUDA devices only)"
+        ),
     )
     parser.add_argument(
         "--device", action="append", help="cpu or cuda; repeat for several (default: all present)"
@@ -197,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     shape = tuple(int(s) for s in args.shape.split(","))
-    backends = args.backend or ["compiled", "eager"]
+    backends = args.backend or ["compiled", "eager", "triton"]
     devices = args.device or ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
     if args.threads:
         torch.set_num_threads(args.threads)

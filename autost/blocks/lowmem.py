@@ -39,9 +39,11 @@ from autost.config import ArchConfig
 SpikeKind = Literal["binary", "count"]
 #: Set to 1 to verify that every operand packed as spikes really is (slow).
 CHECK_ENV = "AUTOST_CHECK_SPIKES"
-#: Whether models use the low-memory ops unless told otherwise: on, since they give the same
-#: gradients at the same speed within the noise (benchmarks/results/memory.md).
-LOW_MEMORY_DEFAULT = True
+#: Whether models use the low-memory ops unless told otherwise: off. They give the same
+#: gradients and cost nothing on large models (spikformer-4-384: 0.92-1.06x the speed), but on
+#: the small networks of the digits space the extra autograd nodes cost 1.10-1.45x the step
+#: time (benchmarks/results/memory.md, benchmarks/lowmem_small.py).
+LOW_MEMORY_DEFAULT = False
 _COUNT_MAX = 255  # the largest count uint8 holds
 
 

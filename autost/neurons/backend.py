@@ -1,5 +1,5 @@
-"""Choosing and running a kernel: backend resolution, compilation with fallback, and the
-custom autograd function behind :func:`lif_multistep`."""
+"""Choosing and running a kernel: backend resolution, compilation and the Triton kernels with
+their fallbacks, and the custom autograd function behind :func:`lif_multistep`."""
 
 from __future__ import annotations
 
@@ -26,11 +26,13 @@ from autost.neurons.kernels import (
 )
 from autost.neurons.surrogates import get_surrogate
 
-BACKENDS = ("auto", "eager", "compiled")
+BACKENDS = ("auto", "eager", "compiled", "triton")
 #: Environment variable that decides what ``backend="auto"`` means.
 BACKEND_ENV = "AUTOST_LIF_BACKEND"
 #: ``auto`` compiles only inputs at least this large; smaller ones run eagerly.
 AUTO_COMPILE_MIN_NUMEL = 1 << 16
+#: The dtypes the triton kernels take.
+_TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 # --------------------------------------------------------------------------- backends
@@ -39,6 +41,8 @@ _compiled_fns: dict[tuple[Any, ...], Callable[..., Any]] = {}
 _compile_failed: set[str] = set()
 _backend_failures: dict[str, int] = {}
 _warned: set[tuple[str, type, bool]] = set()
+_triton_failed: set[str] = set()
+_triton_warned: set[tuple[str, str]] = set()
 
 
 @functools.cache
@@ -63,8 +67,24 @@ def _compiler_present(device_type: str) -> bool:
     return False
 
 
+def _triton_runs_on(device_type: str) -> bool:
+    """Whether the triton kernels can run on this device type: CUDA with triton installed (and
+    a GPU it supports), or any device under Triton's interpreter (``TRITON_INTERPRET=1``)."""
+    if device_type in _triton_failed:
+        return False
+    if device_type == "cuda" and _compiler_present("cuda"):  # i.e. triton and a supported GPU
+        return True
+    if os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("", "0", "false", "off"):
+        return False
+    try:
+        from autost.neurons import triton_kernels
+    except Exception:  # not installed, or a triton too old or broken to build the kernels
+        return False
+    return triton_kernels.INTERPRETED
+
+
 def _resolve_backend(backend: str, x: Tensor) -> str:
-    """``eager`` or ``compiled`` for this call."""
+    """``eager``, ``compiled`` or ``triton`` for this call."""
     if backend not in BACKENDS:
         raise ConfigError("backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}")
     explicit = backend != "auto"
@@ -75,12 +95,36 @@ def _resolve_backend(backend: str, x: Tensor) -> str:
         explicit = backend != "auto"
     if torch.compiler.is_compiling():
         return "compiled"  # an enclosing torch.compile traces the fused kernels itself
-    if backend == "eager" or x.numel() == 0 or x.device.type in _compile_failed:
+    if backend == "eager" or x.numel() == 0:
         return "eager"
     if _get_current_dispatch_mode() is not None:
         return "eager"  # e.g. a FLOP counter: it must see the ops, and dynamo refuses it
-    if explicit:
-        return "compiled"
+    if backend == "triton" or (not explicit and x.device.type == "cuda"):
+        if x.dtype in _TRITON_DTYPES and _triton_runs_on(x.device.type):
+            return "triton"
+        if backend == "triton":
+            mode = _auto_mode(x)
+            key = (x.device.type, str(x.dtype))
+            if key not in _triton_warned and x.device.type not in _triton_failed:
+                _triton_warned.add(key)
+                warnings.warn(
+                    f"autost: the triton LIF kernels need triton and a CUDA tensor of a "
+                    f"floating dtype (or TRITON_INTERPRET=1), not {x.device.type} {x.dtype}; "
+                    f"using the {mode} kernel there",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            return mode
+    if backend == "compiled":
+        return "eager" if x.device.type in _compile_failed else "compiled"
+    return _auto_mode(x)
+
+
+def _auto_mode(x: Tensor) -> str:
+    """What ``auto`` runs where the triton kernels do not: ``compiled`` for inputs large
+    enough to repay compiling where a compiler is present, else ``eager``."""
+    if x.device.type in _compile_failed:
+        return "eager"
     big = x.numel() >= AUTO_COMPILE_MIN_NUMEL
     return "compiled" if big and _compiler_present(x.device.type) else "eager"
 
@@ -143,26 +187,68 @@ def _run_compiled(fn: Callable[..., Any], static: tuple[Any, ...], x: Tensor, *a
         return None
 
 
-def _forward(x: Tensor, spec: _Spec, mode: str, save: bool) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Spikes, and what backward needs: ``(x, params)`` (compiled) or ``(H,)`` (eager)."""
+def _run_triton(name: str, x: Tensor, *args: Any) -> Any:
+    """``triton_kernels.<name>(x, *args)``, or ``None`` if that failed: then the device stays
+    off the triton kernels for good (a kernel that does not build will not build next time)."""
+    try:
+        from autost.neurons import triton_kernels
+
+        return getattr(triton_kernels, name)(x, *args)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as exc:
+        device = x.device.type
+        _triton_failed.add(device)
+        if (device, "failed") not in _triton_warned:
+            _triton_warned.add((device, "failed"))
+            warnings.warn(
+                f"autost: the triton LIF kernel failed ({type(exc).__name__}: {exc}); "
+                f"using the compiled or eager kernel on {device} from now on",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return None
+
+
+def _forward(
+    x: Tensor, spec: _Spec, mode: str, save: bool
+) -> tuple[Tensor, tuple[Tensor, ...], str]:
+    """Spikes, what backward needs, and the kernel that ran: ``(x,)`` (triton),
+    ``(x, params)`` (compiled) or ``(H,)`` (eager)."""
+    if mode == "triton":
+        result = _run_triton("forward", x, spec)
+        if result is not None:
+            return result[0], (x,), "triton"
+        mode = _auto_mode(x)
     if mode == "compiled":
         params = spec.params(x)
         spikes = _run_compiled(_fused_forward, spec.flags(), x, params)
         if spikes is not None:
-            return spikes, (x, params)
+            return spikes, (x, params), "compiled"
     spikes, hs = _eager_forward(x, spec, save_h=save)
-    return spikes, () if hs is None else (hs,)
+    return spikes, () if hs is None else (hs,), "eager"
 
 
 def _backward(
-    saved: tuple[Tensor, ...], grad_spikes: Tensor, spec: _Spec, tau_grad: bool
+    saved: tuple[Tensor, ...], grad_spikes: Tensor, spec: _Spec, tau_grad: bool, mode: str
 ) -> tuple[Tensor, Tensor | None]:
-    if len(saved) == 2:  # a compiled forward saved (x, params)
+    if mode == "triton":
+        (x,) = saved
+        from autost.neurons import triton_kernels
+
+        if triton_kernels.supports(spec):
+            result: tuple[Tensor, Tensor | None] | None = _run_triton(
+                "backward", x, grad_spikes, spec, tau_grad
+            )
+            if result is not None:
+                return result
+        # A surrogate the kernel does not implement, or it failed: what auto runs instead.
+        mode = _auto_mode(x)
+        saved = (x, spec.params(x)) if mode == "compiled" else _forward(x, spec, "eager", True)[1]
+    if mode == "compiled":
         x, params = saved
         static = (spec.derivative, spec.detach_reset, tau_grad, *spec.flags())
-        result: tuple[Tensor, Tensor | None] | None = _run_compiled(
-            _fused_backward, static, x, grad_spikes, params
-        )
+        result = _run_compiled(_fused_backward, static, x, grad_spikes, params)
         if result is not None:
             return result
         saved = _forward(x, spec, "eager", save=True)[1]  # compiling failed: recompute H
@@ -175,7 +261,7 @@ def _backward(
 class _LIFFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, tau: float | Tensor, spec: _Spec, mode: str) -> Tensor:
-        spikes, saved = _forward(x, spec, mode, save=True)
+        spikes, saved, ctx.mode = _forward(x, spec, mode, save=True)
         ctx.save_for_backward(*saved)
         ctx.spec = spec
         return spikes
@@ -185,7 +271,7 @@ class _LIFFunction(torch.autograd.Function):
     def backward(ctx: Any, grad_spikes: Tensor) -> tuple[Tensor | None, ...]:
         tau_grad = ctx.needs_input_grad[1]
         grad_x, grad_tau = _backward(
-            ctx.saved_tensors, grad_spikes.contiguous(), ctx.spec, tau_grad
+            ctx.saved_tensors, grad_spikes.contiguous(), ctx.spec, tau_grad, ctx.mode
         )
         if grad_tau is not None:
             grad_tau = grad_tau.to(ctx.spec.tau.dtype)
@@ -205,7 +291,7 @@ def lif_multistep(
     """Spikes of a LIF over ``x: [T, ...]`` (the fast op; same maths as the reference).
 
     ``tau`` may be a 0-d tensor that requires grad (PLIF); its gradient is returned too.
-    ``backend`` is ``auto``, ``eager`` or ``compiled`` (see the module docstring).
+    ``backend`` is ``auto``, ``eager``, ``compiled`` or ``triton`` (see the module docstring).
     """
     if x.dim() == 0:
         raise ConfigError("x", "needs a leading time dimension [T, ...]")

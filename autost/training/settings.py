@@ -25,7 +25,7 @@ class TrainSettings:
     fp16 with a grad scaler on other CUDA devices, off on CPU. ``limit_train_batches`` (0 = all)
     cuts epochs short, for smoke runs and short-training evaluators.
 
-    Two memory savers leave the results unchanged: ``low_memory`` (on by default) saves spike
+    Two memory savers leave the results unchanged: ``low_memory`` (off by default) saves spike
     inputs for backward as bool/uint8 and max-pool argmaxes as int16
     (:mod:`autost.blocks.lowmem`); ``checkpoint_blocks`` recomputes each encoder block in
     backward (``torch.utils.checkpoint``; about one more forward pass of the blocks).
@@ -48,7 +48,7 @@ class TrainSettings:
     amp: str = "auto"
     device: str = "auto"
     compile: bool = False
-    low_memory: bool = True
+    low_memory: bool = False
     checkpoint_blocks: bool = False
     channels_last: bool | None = None
     seed: int = 0
