@@ -223,17 +223,25 @@ class SpikeConv1d(_SpikeInput, nn.Conv1d):
 # --------------------------------------------------------------------------- products
 
 
+def _save_operands(
+    ctx: Any, out: Tensor, a: Tensor, b: Tensor, a_kind: SpikeKind | None, b_kind: SpikeKind | None
+) -> None:
+    """For a product ``out`` of ``a`` and ``b``: each operand packed only if the other's gradient
+    needs it (``a`` for ``b``'s, ``b`` for ``a``'s), with the dtype and shapes to rebuild them."""
+    ctx.dtype, ctx.shapes = out.dtype, (a.shape, b.shape)
+    ctx.save_for_backward(
+        _pack(a, a_kind) if ctx.needs_input_grad[1] else None,
+        _pack(b, b_kind) if ctx.needs_input_grad[0] else None,
+    )
+
+
 class _SpikeMatmul(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx: Any, a: Tensor, b: Tensor, a_kind: SpikeKind | None, b_kind: SpikeKind | None
     ) -> Tensor:
         out = torch.matmul(a, b)
-        ctx.dtype, ctx.shapes = out.dtype, (a.shape, b.shape)
-        ctx.save_for_backward(
-            _pack(a, a_kind) if ctx.needs_input_grad[1] else None,
-            _pack(b, b_kind) if ctx.needs_input_grad[0] else None,
-        )
+        _save_operands(ctx, out, a, b, a_kind, b_kind)
         return out
 
     @staticmethod
@@ -276,11 +284,7 @@ class _SpikeMul(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, a: Tensor, b: Tensor) -> Tensor:
         out = a * b
-        ctx.dtype, ctx.shapes = out.dtype, (a.shape, b.shape)
-        ctx.save_for_backward(
-            _pack(a, "binary") if ctx.needs_input_grad[1] else None,
-            _pack(b, "binary") if ctx.needs_input_grad[0] else None,
-        )
+        _save_operands(ctx, out, a, b, "binary", "binary")
         return out
 
     @staticmethod
