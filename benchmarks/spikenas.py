@@ -19,9 +19,10 @@ writes the report from the table without scoring).
    the analytic ones, synflow and grad_norm) or a comma-separated list. Raw values and seconds
    per proxy are appended to ``OUT/spikenas_scores.csv`` after every architecture.
 6. Report: Kendall tau-b and Spearman rho of each proxy's oriented score against test accuracy
-   with 95% bootstrap intervals (1,000 resamples of architectures, ``benchmarks/ranking.py``'s
-   :func:`correlations`), and the test accuracy of each proxy's top-1 pick relative to the best
-   scored cell; ``OUT/spikenas.json`` and ``OUT/spikenas.md``.
+   with 95% bootstrap intervals (1,000 resamples of architectures, ``benchmarks/rankstats.py``'s
+   :func:`correlations`, shared with ``benchmarks/ranking.py``), and the test accuracy of each
+   proxy's top-1 pick relative to the best scored cell; ``OUT/spikenas.json`` and
+   ``OUT/spikenas.md``.
 
 Cost: at the benchmark's width (128) one all-conv cell needs ~300 GMAC per forward pass of 32
 images x 5 steps, up to minutes per gradient proxy on a small CPU; width 16 keeps every
@@ -54,7 +55,7 @@ from autost.proxies.ensemble import rank_aggregate
 from autost.spikenas import NUM_ARCHITECTURES, TIMESTEPS, build_spikenas_model, decode
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ranking import _cell, _number, _signed, correlations, machine
+from rankstats import _cell, _number, _signed, correlations, machine, target_verdict
 from spikenas_extract import OUT as TABLE
 from spikenas_extract import read_table, source_commit
 
@@ -458,11 +459,10 @@ def _target(result: dict[str, Any]) -> list[str]:
         return []
 
     def verdict(where: str, gain: float | None, interval: list[float], top1: float) -> str:
-        met = gain is not None and gain >= 0.10 and bool(interval) and interval[0] > 0
+        tau_met, top1_met = target_verdict(gain, interval, top1)
         return (
             f"- {where}: tau minus FLOPs' {_cell(gain, interval)} "
-            f"({'met' if met else 'NOT met'}); top-1 pick / best {top1:.4f} "
-            f"({'met' if top1 >= 0.99 else 'NOT met'})"
+            f"({tau_met}); top-1 pick / best {top1:.4f} ({top1_met})"
         )
 
     p = result["proxies"][label]
