@@ -156,9 +156,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
+    from autost.hub import is_bundle, rewrite_bundle
+
+    if is_bundle(args.source):
+        if args.preset is not None:
+            raise AutostError(f"{args.source} is a bundle: --preset is for official checkpoints")
+        print(rewrite_bundle(args.source, args.output))
+        return 0
+    if args.preset is None:
+        raise AutostError(
+            f"{args.source} is not a bundle folder: converting an official checkpoint needs "
+            "--preset NAME"
+        )
     from autost.official import convert
 
-    print(convert(args.checkpoint, args.preset, args.output))
+    print(convert(args.source, args.preset, args.output))
     return 0
 
 
@@ -543,15 +555,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser(
         "convert",
-        help="convert an official Spikformer/SDT/QKFormer checkpoint into a bundle",
-        description="Load an official checkpoint (weights only: nothing in it runs), map its "
-        "keys onto a preset and write a bundle folder (config.json + weights.pt) that "
-        "autost.create_model(folder) loads. A checkpoint that does not fit the preset is "
-        "refused, naming the first missing, unexpected or misshapen key.",
+        help="write an official checkpoint or an older bundle as a Hub-ready bundle",
+        description="Write a Hub-ready bundle folder (config.json, model.safetensors, README.md "
+        "model card) that autost.create_model(folder) loads. SOURCE is an official "
+        "Spikformer/SDT/QKFormer checkpoint (loaded weights-only: nothing in it runs; its keys "
+        "are mapped onto --preset, and one that does not fit is refused, naming the first "
+        "missing, unexpected or misshapen key), or a bundle folder, for instance one with "
+        "weights.pt from before safetensors (-o may be the same folder: its weights.pt is "
+        "removed once the new file reads back equal).",
     )
-    c.add_argument("checkpoint", help="official checkpoint file (.pth / .pt)")
+    c.add_argument("source", help="official checkpoint file (.pth / .pt) or bundle folder")
     c.add_argument(
-        "--preset", required=True, help="preset name (see 'autost models') or config JSON"
+        "--preset", default=None, help="preset name (see 'autost models') or config JSON"
     )
     c.add_argument("-o", "--output", required=True, help="bundle folder to write")
     c.set_defaults(func=_cmd_convert)

@@ -100,6 +100,25 @@ class SpikingTransformer(nn.Module):
         self._low_memory = bool(enabled)
         set_low_memory(self, self._low_memory)
 
+    def save_pretrained(
+        self, folder: str | os.PathLike[str], provenance: Mapping[str, Any] | None = None
+    ) -> Path:
+        """Write a Hub-ready bundle: ``config.json`` (config and ``provenance``),
+        ``model.safetensors`` and a ``README.md`` model card; returns the folder."""
+        from autost.hub import save_bundle
+
+        return save_bundle(self, folder, provenance)
+
+    @classmethod
+    def from_pretrained(
+        cls, name: str | os.PathLike[str], revision: str | None = None, **overrides: Any
+    ) -> SpikingTransformer:
+        """The model of a bundle folder or of Hub repository ``owner/name`` (fetched into the
+        Hugging Face cache: config, safetensors and card only), with its weights."""
+        from autost.hub import load_bundle, resolve_pretrained
+
+        return load_bundle(resolve_pretrained(name, revision), **overrides)[0]
+
     def forward_head(self, feats: Tensor, per_timestep: bool = False) -> Tensor:
         """Logits from the features ``[T, B, D]`` of :meth:`forward_features`."""
         if self.head_lif is not None:
@@ -166,8 +185,8 @@ def resolve_config(spec: Any, **overrides: Any) -> ArchConfig:
         elif path.is_dir():
             if not (path / "best.json").is_file():
                 raise AutostError(
-                    f"{text}: folder holds neither an exported bundle (config.json and "
-                    "weights.pt) nor a search run (best.json)"
+                    f"{text}: folder holds neither a bundle (config.json and "
+                    "model.safetensors) nor a search run (best.json)"
                 )
             cfg = _config_file(path / "best.json")  # a search run: its best candidate
         else:
@@ -185,20 +204,23 @@ def create_model(spec: Any, **overrides: Any) -> SpikingTransformer:
 
     ``overrides`` replace config fields, e.g. ``create_model("spikformer-4-384-cifar10",
     image_size=16, timesteps=2)``. Unknown preset names raise an error listing close matches.
-    An exported bundle folder (``config.json`` + ``weights.pt``, from ``autost run``) gives the
-    model with its trained weights (loaded with ``weights_only=True``).
+    A bundle folder (``config.json`` + ``model.safetensors``, or a ``weights.pt`` bundle from
+    before, loaded with ``weights_only=True``) or ``hf://owner/name`` (a bundle on the
+    Hugging Face Hub) gives the model with its trained weights.
     """
-    if isinstance(spec, (str, os.PathLike)) and _is_bundle(Path(spec)):
-        folder = Path(spec)
-        model = SpikingTransformer(resolve_config(folder / "config.json", **overrides))
-        state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        return model
+    from autost import hub
+
+    if isinstance(spec, str) and spec.startswith(hub.HUB_PREFIX):
+        return SpikingTransformer.from_pretrained(spec, **overrides)
+    if isinstance(spec, (str, os.PathLike)) and hub.is_bundle(spec):
+        return hub.load_bundle(spec, **overrides)[0]
     return SpikingTransformer(resolve_config(spec, **overrides))
 
 
 def _is_bundle(path: Path) -> bool:
-    return path.is_dir() and (path / "config.json").is_file() and (path / "weights.pt").is_file()
+    from autost.hub import is_bundle
+
+    return is_bundle(path)
 
 
 def list_models(pattern: str = "*") -> list[str]:

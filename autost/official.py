@@ -26,8 +26,6 @@ Key names and shapes were read from ZK-Zhou/spikformer ``cifar10/model.py``,
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import os
 import time
 from collections.abc import Mapping
@@ -40,7 +38,6 @@ from torch import Tensor
 
 from autost.config import ArchConfig
 from autost.errors import AutostError
-from autost.io import atomic_write_bytes, atomic_write_text
 from autost.models import SpikingTransformer, resolve_config
 
 #: Keys under which training scripts store the state dict, in order of preference.
@@ -368,19 +365,17 @@ def _sha256(path: Path) -> str:
 def convert(
     checkpoint: str | os.PathLike[str], preset: Any, bundle: str | os.PathLike[str]
 ) -> Path:
-    """Write official ``checkpoint`` as a bundle folder (``config.json`` + ``weights.pt``, the
-    format of ``autost run``'s export) that ``autost.create_model(bundle)`` loads; returns the
-    folder. Each file is written atomically (temp file, then rename)."""
+    """Write official ``checkpoint`` as a Hub-ready bundle folder (``config.json``,
+    ``model.safetensors`` and a ``README.md`` model card, the layout of ``autost run``'s
+    export) that ``autost.create_model(bundle)`` loads; returns the folder. The checkpoint is
+    checked whole before anything is written; each file is written atomically."""
     import autost
-    from autost.report import BUNDLE_SCHEMA
+    from autost.hub import save_bundle
 
     source, folder = Path(checkpoint), Path(bundle)
     if folder.exists() and not folder.is_dir():
         raise AutostError(f"{folder} is a file, not a folder")
     model = load_official(source, preset)
-    buffer = io.BytesIO()
-    torch.save({"model": model.state_dict()}, buffer)
-    atomic_write_bytes(folder / "weights.pt", buffer.getvalue())
     provenance = {
         "converted_from": str(source),
         "sha256": _sha256(source),
@@ -389,10 +384,4 @@ def convert(
         "versions": {"autost": autost.__version__, "torch": torch.__version__},
         "converted": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    data = {
-        "schema_version": BUNDLE_SCHEMA,
-        "config": model.config.to_dict(),
-        "provenance": provenance,
-    }
-    atomic_write_text(folder / "config.json", json.dumps(data, indent=2) + "\n")
-    return folder
+    return save_bundle(model, folder, provenance)

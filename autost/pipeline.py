@@ -248,6 +248,20 @@ def _train(
         raise AutostError(f"training the winner failed: {result.failure}")
 
 
+def reproduce_command(settings: Mapping[str, Any], out: str | Path) -> str:
+    """The ``autost run`` command line that makes a run with ``settings`` into ``out``."""
+    import shlex
+
+    words = ["autost", "run", "--space", str(settings["space"]), "--dataset", settings["dataset"]]
+    for key in SETTINGS[2:10]:
+        words += [f"--{key.replace('_', '-')}", str(settings[key])]
+    if settings.get("root") is not None:
+        words += ["--root", str(settings["root"])]
+    for key, value in (settings.get("dataset_options") or {}).items():
+        words += ["--dataset-option", f"{key}={value}"]
+    return shlex.join([*words, "--out", str(out)])
+
+
 def describe(config: ArchConfig) -> str:
     """An architecture in one line: depth, width, heads, MLP ratios, attention and T."""
 

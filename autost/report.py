@@ -5,15 +5,14 @@ from __future__ import annotations
 import csv
 import json
 import platform
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from autost.errors import AutostError
-from autost.io import atomic_write_text
+from autost.hub import BUNDLE_SCHEMA, save_bundle
 
-BUNDLE_SCHEMA = 1
+__all__ = ["BUNDLE_SCHEMA", "export_bundle", "pareto_front", "search_match"]
 
 
 def _plt() -> Any:
@@ -143,13 +142,24 @@ def search_match(search_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _run_settings(run: Path) -> dict[str, Any] | None:
+    """The settings ``autost run`` recorded in ``run/pipeline.json`` (None outside a run)."""
+    path = run / "pipeline.json"
+    if not path.exists():
+        return None
+    settings = json.loads(path.read_text()).get("settings")
+    return settings if isinstance(settings, dict) else None
+
+
 def export_bundle(run: Path, bundle: Path) -> Path:
-    """Write ``bundle`` from the stage folders of run ``run``; returns ``bundle``."""
+    """Write ``bundle`` (Hub layout: config with provenance, ``model.safetensors``, the
+    ``README.md`` model card and its plots) from the stage folders of run ``run``."""
     import optuna
     import torch
     from scipy.stats import kendalltau
 
     import autost
+    from autost.config import ArchConfig
 
     train_dir = run / "train"
     status = json.loads((train_dir / "train.json").read_text())
@@ -164,7 +174,6 @@ def export_bundle(run: Path, bundle: Path) -> Path:
         else None
     )
     bundle.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(train_dir / "weights.pt", bundle / "weights.pt")
     final = {k: v for k, v in metrics[-1].items() if k != "firing_rates"}
 
     rows = _csv(run / "search" / "leaderboard.csv")
@@ -197,34 +206,15 @@ def export_bundle(run: Path, bundle: Path) -> Path:
         },
         "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    data = {"schema_version": BUNDLE_SCHEMA, "config": status["config"], "provenance": provenance}
-    atomic_write_text(bundle / "config.json", json.dumps(data, indent=2) + "\n")
-    report = [
-        "# autost run report",
-        "",
-        f"Space `{provenance['space']}`, evaluator `{provenance['evaluator']}`, strategy "
-        f"`{provenance['strategy']}`, dataset `{status['dataset']}`, seed {provenance['seed']}.",
-        "",
-        f"- Final validation accuracy: **{final['val_acc']:.4f}** after {final['epoch']} epochs.",
-        f"- Params: {autost.count_params(status['config']):,}; energy per sample "
-        f"{final['energy_mj']:.4g} mJ at the measured firing rates.",
-        (
-            f"- Search rank of this architecture: {match['rank']} of {match['of']} "
-            f"(proxy score {match['scores'].get('score', float('nan')):.4g})."
-            if match["rank"] is not None
-            else f"- Search rank: none ({match['reason']})."
-        ),
-        f"- Finalists' proxy score against short-training accuracy: Kendall tau {tau:.3f} "
-        f"over {len(pairs)} finalists.",
-        "",
-        "![Pareto front](pareto.png)",
-        "",
-        "![Proxy against accuracy](proxy_vs_accuracy.png)",
-        "",
-        "![Training curves](training.png)",
-        "",
-        'Rebuild: `autost.create_model("<this folder>")` (config and weights).',
-        "",
-    ]
-    atomic_write_text(bundle / "report.md", "\n".join(report))
+    settings = _run_settings(run)
+    if settings is not None:
+        from autost.pipeline import reproduce_command
+
+        provenance["reproduce"] = reproduce_command(settings, run)
+    model = autost.SpikingTransformer(ArchConfig.from_dict(status["config"]))
+    state = torch.load(train_dir / "weights.pt", map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    save_bundle(model, bundle, provenance)
+    (bundle / "weights.pt").unlink(missing_ok=True)  # a bundle written before safetensors
+    (bundle / "report.md").unlink(missing_ok=True)  # what it said is in the card now
     return bundle

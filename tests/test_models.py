@@ -86,7 +86,7 @@ def test_missing_paths_say_no_such_file(tmp_path: Any) -> None:
         with pytest.raises(autost.AutostError) as info:
             autost.create_model(spec)
         assert str(info.value) == f"no such file or folder: {spec}"
-    with pytest.raises(autost.AutostError, match="neither an exported bundle"):
+    with pytest.raises(autost.AutostError, match="neither a bundle"):
         autost.create_model(tmp_path)  # a folder without a config
     with pytest.raises(autost.AutostError, match="no such file or folder"):
         autost.count_params(str(tmp_path / "nope.json"))

@@ -364,7 +364,11 @@ def test_cli_convert_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[st
     bundle = tmp_path / "bundle"
     assert main(["convert", str(ckpt), "--preset", str(config), "-o", str(bundle)]) == 0
     assert capsys.readouterr().out.strip() == str(bundle)
-    assert sorted(p.name for p in bundle.iterdir()) == ["config.json", "weights.pt"]
+    assert sorted(p.name for p in bundle.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+    ]
     model = autost.create_model(bundle).eval()
     assert model.config == cfg
     x = _inputs(cfg)

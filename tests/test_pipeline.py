@@ -69,13 +69,46 @@ def test_run_end_to_end_then_rebuild_and_skip(tmp_path: Path) -> None:
     training = picture(bundle / "training.png")
     assert colour_share(training, blue) > 0.001 and colour_share(training, (255, 127, 14)) > 0.001
     picture(bundle / "proxy_vs_accuracy.png")
-    assert "Kendall tau" in (bundle / "report.md").read_text()
 
-    stamp = (bundle / "weights.pt").stat().st_mtime_ns
+    # a Hub-ready folder: no pickle; the card's metadata parses with huggingface_hub's parser
+    assert sorted(p.name for p in bundle.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "pareto.png",
+        "proxy_vs_accuracy.png",
+        "training.png",
+    ]
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(bundle / "README.md")
+    assert card.data.library_name == "autost" and "spiking-neural-network" in card.data.tags
+    assert card.data.datasets == ["digits"]
+    (result,) = card.data.eval_results
+    assert result.metric_type == "accuracy"
+    assert result.metric_value == pytest.approx(prov["training"]["final"]["val_acc"], abs=1e-6)
+    assert (
+        "Kendall tau" in card.text and "![Training curves of the winner](training.png)" in card.text
+    )
+    assert f"{autost.count_params(data['config']):,}" in card.text
+    assert prov["reproduce"] == (
+        f"autost run --space digits --dataset digits --evaluator flops --strategy evolution "
+        f"--budget 10 --top 2 --trials 2 --tune-epochs 1 --epochs 8 --seed 0 --out {out}"
+    )
+    assert prov["reproduce"] in card.text
+    # the bundle's logits are the trained weights' own
+    trained = autost.create_model(data["config"]).eval()
+    state = torch.load(out / "train" / "weights.pt", map_location="cpu", weights_only=True)
+    trained.load_state_dict(state["model"])
+    loaded = autost.SpikingTransformer.from_pretrained(bundle).eval()
+    with torch.no_grad():
+        assert torch.equal(loaded(x), trained(x)) and torch.equal(loaded(x[:1]), trained(x[:1]))
+
+    stamp = (bundle / "model.safetensors").stat().st_mtime_ns
     again = run_pipeline(*args)
     assert again.returncode == 0, again.stderr
     assert "ran: nothing" in again.stdout
-    assert (bundle / "weights.pt").stat().st_mtime_ns == stamp
+    assert (bundle / "model.safetensors").stat().st_mtime_ns == stamp
 
     only = run_pipeline(*args, "--only", "nonsense")
     assert only.returncode == 2
@@ -147,8 +180,8 @@ def test_bundle_provenance_is_the_exported_architectures_own(
     assert match["key"] == board[pick].key and match["trial"] == board[pick].trial
     assert match["scores"] == board[pick].scores and match["scores"] != board[0].scores
     assert match["metrics"] == board[pick].metrics
-    report = (out / "bundle" / "report.md").read_text()
-    assert f"rank of this architecture: {pick + 1} of {len(board)}" in report
+    card = (out / "bundle" / "README.md").read_text()
+    assert f"This architecture ranked {pick + 1} of {len(board)} in the search" in card
     # a config the search never stored gets no borrowed scores
     stranger = DIGITS_ARCH.replace(embed_dim=48)
     assert all(c.config != stranger for c in board)

@@ -1,0 +1,250 @@
+"""Bundles in the Hugging Face Hub layout: ``config.json`` (the versioned ArchConfig with its
+provenance), ``model.safetensors`` (tensors only: nothing in it can run) and a ``README.md``
+model card whose YAML metadata and tables hold what the bundle knows.
+
+Bundles from before (``config.json`` + ``weights.pt``) keep loading, with
+``torch.load(..., weights_only=True)``; :func:`rewrite_bundle` turns one into the new layout.
+Everything read is checked before anything is written: a config and tensors that disagree
+(names or shapes), a damaged safetensors file or a card without metadata is refused with one
+line naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from autost.errors import AutostError
+from autost.io import atomic_write_bytes, atomic_write_text
+
+if TYPE_CHECKING:
+    from autost.config import ArchConfig
+    from autost.models import SpikingTransformer
+
+BUNDLE_SCHEMA = 1
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+LEGACY_WEIGHTS = "weights.pt"
+CARD = "README.md"
+#: pictures an ``autost run`` bundle holds; the card shows them and a rewrite carries them along
+PLOTS = ("pareto.png", "proxy_vs_accuracy.png", "training.png")
+#: ``create_model`` reads ``hf://owner/name`` as a Hub repository id
+HUB_PREFIX = "hf://"
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def is_bundle(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a bundle folder: ``config.json`` and weights (either format)."""
+    folder = Path(path)
+    return (
+        folder.is_dir()
+        and (folder / CONFIG).is_file()
+        and ((folder / WEIGHTS).is_file() or (folder / LEGACY_WEIGHTS).is_file())
+    )
+
+
+# ------------------------------------------------------------------------------------ reading
+
+
+def read_bundle_config(folder: Path) -> tuple[ArchConfig, dict[str, Any]]:
+    """The bundle's config and the whole ``config.json`` (schema, config, provenance)."""
+    from autost.config import ArchConfig
+
+    path = folder / CONFIG
+    config = ArchConfig.from_json(path)  # one-line errors for unreadable or invalid configs
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or "config" not in data:
+        data = {"schema_version": BUNDLE_SCHEMA, "config": data, "provenance": None}
+    return config, data
+
+
+def read_card(path: Path) -> dict[str, Any]:
+    """The YAML metadata of the model card at ``path``, parsed by ``huggingface_hub``'s card
+    parser; a card without metadata, or with metadata that does not parse, raises."""
+    from huggingface_hub import ModelCard
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AutostError(f"{path}: cannot read the model card ({_reason(exc)})") from None
+    if not text.lstrip().startswith("---"):
+        raise AutostError(
+            f"{path}: the model card has no YAML metadata (a block between '---' lines at the "
+            "top); a Hub model card needs one"
+        )
+    try:
+        card = ModelCard(text, ignore_metadata_errors=False)
+    except Exception as exc:  # huggingface_hub raises ValueError or yaml's errors
+        raise AutostError(
+            f"{path}: the model card's metadata does not parse ({_reason(exc)})"
+        ) from None
+    metadata = card.data.to_dict()
+    if not metadata:
+        raise AutostError(f"{path}: the model card's YAML metadata is empty")
+    return metadata
+
+
+def _reason(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def read_weights(folder: Path) -> tuple[dict[str, Tensor], str]:
+    """The bundle's tensors and the file they came from (``model.safetensors`` when present,
+    else a legacy ``weights.pt`` read with ``weights_only=True``)."""
+    path = folder / WEIGHTS
+    if path.is_file():
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(path), WEIGHTS
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            raise AutostError(
+                f"{path}: not a readable safetensors file, truncated or damaged ({_reason(exc)})"
+            ) from None
+    path = folder / LEGACY_WEIGHTS
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # weights_only refuses pickles with code; torn files raise too
+        raise AutostError(f"{path}: cannot load the weights ({_reason(exc)})") from None
+    if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
+        state = state["model"]
+    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise AutostError(f"{path}: expected a state dict of tensors (or one under 'model')")
+    return dict(state), LEGACY_WEIGHTS
+
+
+def check_tensors(state: Mapping[str, Tensor], expected: Mapping[str, Tensor], source: str) -> None:
+    """Raise naming the first tensor of ``state`` that the config's model lacks, the first it
+    needs that ``state`` lacks, or the first whose shape differs."""
+
+    def shape(values: Any) -> str:
+        return "[" + ", ".join(str(v) for v in values) + "]"
+
+    for key in state:
+        if key not in expected:
+            raise AutostError(f"{source}: tensor {key!r} is not in the model config.json describes")
+    for key, value in expected.items():  # in the model's own order
+        if key not in state:
+            raise AutostError(
+                f"{source}: tensor {key!r} of the model config.json describes is missing"
+            )
+        if tuple(state[key].shape) != tuple(value.shape):
+            raise AutostError(
+                f"{source}: tensor {key!r} has shape {shape(state[key].shape)}, the model "
+                f"config.json describes needs {shape(value.shape)}"
+            )
+
+
+def load_bundle(
+    folder: str | os.PathLike[str], **overrides: Any
+) -> tuple[SpikingTransformer, dict[str, Any]]:
+    """The model of bundle ``folder`` with its weights, and its ``config.json`` data. The card
+    (when present) must carry metadata; the tensors must fit the config exactly."""
+    from autost.models import SpikingTransformer
+
+    folder = Path(folder)
+    if not is_bundle(folder):
+        raise AutostError(
+            f"{folder}: not a bundle folder (it needs {CONFIG} and {WEIGHTS} or {LEGACY_WEIGHTS})"
+        )
+    config, data = read_bundle_config(folder)
+    if (folder / CARD).exists():
+        read_card(folder / CARD)
+    state, source = read_weights(folder)
+    model = SpikingTransformer(config.replace(**overrides) if overrides else config)
+    check_tensors(state, model.state_dict(), str(folder / source))
+    model.load_state_dict(state, strict=True)
+    return model, data
+
+
+def resolve_pretrained(name: str | os.PathLike[str], revision: str | None = None) -> Path:
+    """A local bundle folder, or the snapshot of Hub repository ``name`` (``owner/name`` or
+    ``hf://owner/name``) in the Hugging Face cache, downloaded when not cached. Only the
+    config, the safetensors file and the card are fetched: never a pickle."""
+    text = str(name)
+    repo = text.removeprefix(HUB_PREFIX)
+    local = Path(text)
+    if not text.startswith(HUB_PREFIX) and (local.exists() or not _REPO_ID.match(text)):
+        if not local.exists():
+            raise AutostError(f"no such file or folder: {text}")
+        return local
+    if not _REPO_ID.match(repo):
+        raise AutostError(f"{text}: not a Hub repository id (owner/name)")
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot = snapshot_download(
+            repo_id=repo, revision=revision, allow_patterns=[CONFIG, WEIGHTS, CARD]
+        )
+    except Exception as exc:  # offline, unknown repository, gated, network errors
+        raise AutostError(
+            f"{repo}: cannot fetch it from the Hugging Face Hub ({type(exc).__name__}: "
+            f"{_reason(exc)})"
+        ) from None
+    return Path(snapshot)
+
+
+# ------------------------------------------------------------------------------------ writing
+
+
+def save_bundle(
+    model: SpikingTransformer,
+    folder: str | os.PathLike[str],
+    provenance: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``model`` as a Hub-ready bundle: weights, then ``config.json``, then the card
+    (each file atomic); returns the folder."""
+    from safetensors.torch import save
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise AutostError(f"{folder} is a file, not a folder")
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write_bytes(folder / WEIGHTS, save(tensors, metadata={"format": "pt"}))
+    data = {
+        "schema_version": BUNDLE_SCHEMA,
+        "config": model.config.to_dict(),
+        "provenance": dict(provenance) if provenance is not None else None,
+    }
+    atomic_write_text(folder / CONFIG, json.dumps(data, indent=2) + "\n")
+    from autost.card import model_card
+
+    atomic_write_text(folder / CARD, model_card(data, folder))
+    return folder
+
+
+def rewrite_bundle(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
+    """Rewrite bundle ``source`` (either weights format) as a Hub-ready bundle at ``dest``
+    (which may be ``source`` itself: its ``weights.pt`` is removed once the safetensors file
+    reads back equal). ``source`` is checked whole before anything is written."""
+    source, dest = Path(source), Path(dest)
+    model, data = load_bundle(source)
+    if dest.exists() and not dest.is_dir():
+        raise AutostError(f"{dest} is a file, not a folder")
+    same = dest.exists() and dest.resolve() == source.resolve()
+    if not same:
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in PLOTS:
+            if (source / name).is_file():
+                shutil.copy2(source / name, dest / name)
+    provenance = dict(data.get("provenance") or {})
+    provenance.setdefault("rewritten", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    save_bundle(model, dest, provenance)
+    written, _ = read_weights(dest)
+    original = model.state_dict()
+    if any(not torch.equal(written[k], original[k]) for k in original):
+        raise AutostError(f"{dest / WEIGHTS}: read back different tensors; kept {LEGACY_WEIGHTS}")
+    if same:
+        (dest / LEGACY_WEIGHTS).unlink(missing_ok=True)
+    return dest
