@@ -18,7 +18,16 @@ PICTURES = {
 }
 #: training settings the card lists, in this order
 RECIPE = ("epochs", "batch_size", "lr", "min_lr", "weight_decay", "warmup_epochs",
-          "label_smoothing", "clip_grad", "loss", "augment", "amp", "seed")  # fmt: skip
+          "label_smoothing", "clip_grad", "loss", "tet_lambda", "tet_target",
+          "trt_consistency", "trt_star", "augment", "amp", "seed",
+          "limit_train_batches")  # fmt: skip
+#: settings that only matter with one loss
+LOSS_ONLY = {"tet_lambda": "tet", "tet_target": "tet", "trt_consistency": "trt", "trt_star": "trt"}
+
+
+def _dict(value: Any) -> Mapping[str, Any]:
+    """``value`` when it is a mapping, else empty (hand-edited provenance never crashes)."""
+    return value if isinstance(value, Mapping) else {}
 
 
 def _join(values: Iterable[Any]) -> str:
@@ -37,8 +46,8 @@ def _number(value: Any) -> str:
 
 def metadata(config: ArchConfig, provenance: Mapping[str, Any]) -> dict[str, Any]:
     """The card's YAML metadata as a dict (``huggingface_hub.ModelCardData`` fields)."""
-    training = provenance.get("training") or {}
-    dataset = training.get("dataset")
+    training = _dict(provenance.get("training"))
+    dataset = training.get("dataset") if isinstance(training.get("dataset"), str) else None
     tags = ["spiking-neural-network", "spiking-transformer", "autost", "image-classification"]
     tags += [f"attention-{a}" for a in dict.fromkeys(config.attention)]
     data: dict[str, Any] = {
@@ -48,8 +57,8 @@ def metadata(config: ArchConfig, provenance: Mapping[str, Any]) -> dict[str, Any
     }
     if dataset:
         data["datasets"] = [dataset]
-    final = training.get("final") or {}
-    if dataset and "val_acc" in final:
+    final = _dict(training.get("final"))
+    if dataset and isinstance(final.get("val_acc"), (int, float)):
         data["metrics"] = ["accuracy"]
         data["eval_results"] = [
             {
@@ -101,12 +110,12 @@ def _cost(config: ArchConfig, provenance: Mapping[str, Any]) -> list[str]:
     import autost
 
     cost = autost.estimate_cost(config)
-    final = (provenance.get("training") or {}).get("final") or {}
-    measured = "sops" in final and "energy_mj" in final
+    final = _dict(_dict(provenance.get("training")).get("final"))
+    measured = all(isinstance(final.get(k), (int, float)) for k in ("sops", "energy_mj"))
     sops = float(final["sops"]) if measured else cost.sops
     energy = float(final["energy_mj"]) if measured else cost.energy_mj
     where = (
-        "at the firing rates measured on the validation set after training"
+        "at the firing rates measured on the first validation batch after the last epoch"
         if measured
         else "an upper bound: every spiking layer counted at firing rate 1 (no rates measured)"
     )
@@ -123,22 +132,28 @@ def _cost(config: ArchConfig, provenance: Mapping[str, Any]) -> list[str]:
 
 
 def _training(provenance: Mapping[str, Any]) -> list[str]:
-    training = provenance.get("training")
+    training = _dict(provenance.get("training"))
     if not training:
         return ["Not recorded in this bundle."]
-    settings = training.get("settings") or {}
-    final = training.get("final") or {}
+    settings = _dict(training.get("settings"))
+    final = _dict(training.get("final"))
     lines = [f"Dataset `{training.get('dataset')}`; autost's trainer (`autost train`).", ""]
     lines += ["| setting | value |", "| --- | --- |"]
-    lines += [f"| {k} | {_number(settings[k])} |" for k in RECIPE if k in settings]
-    options = settings.get("dataset_options")
+    lines += [
+        f"| {k} | {_number(settings[k])} |"
+        for k in RECIPE
+        if k in settings and LOSS_ONLY.get(k, settings.get("loss")) == settings.get("loss")
+    ]
+    options = _dict(settings.get("dataset_options"))
     if options:
         lines.append(f"| dataset options | {_join(f'{k}={v}' for k, v in options.items())} |")
-    if final:
+    if isinstance(final.get("val_acc"), (int, float)):
+        loss = final.get("val_loss")
         lines += [
             "",
-            f"Final validation accuracy **{float(final['val_acc']):.4f}** (loss "
-            f"{float(final.get('val_loss', float('nan'))):.4f}) after epoch {final.get('epoch')}.",
+            f"Final validation accuracy **{float(final['val_acc']):.4f}**"
+            + (f" (loss {float(loss):.4f})" if isinstance(loss, (int, float)) else "")
+            + f" after epoch {final.get('epoch')}.",
         ]
     return lines
 
@@ -147,22 +162,25 @@ def _provenance(provenance: Mapping[str, Any]) -> list[str]:
     lines: list[str] = []
     if "space" in provenance:
         lines.append(
-            f"Search space `{provenance['space']}`, evaluator `{provenance['evaluator']}`, "
-            f"strategy `{provenance['strategy']}`, seed {provenance.get('seed')}."
+            f"Search space `{provenance['space']}`, evaluator `{provenance.get('evaluator')}`, "
+            f"strategy `{provenance.get('strategy')}`, seed {provenance.get('seed')}."
         )
-        match = provenance.get("search") or {}
+        match = _dict(provenance.get("search"))
         if match.get("rank") is not None:
-            score = (match.get("scores") or {}).get("score")
+            score = _dict(match.get("scores")).get("score")
+            if not isinstance(score, (int, float)):
+                score = None
             lines.append(
                 f"This architecture ranked {match['rank']} of {match['of']} in the search"
                 + (f" (proxy score {float(score):.4g})." if score is not None else ".")
             )
         elif match:
             lines.append(f"Search rank: none ({match.get('reason')}).")
-        tuning = provenance.get("tuning")
+        tuning = _dict(provenance.get("tuning"))
         if tuning:
-            tau = float(tuning.get("finalists_kendall_tau", float("nan")))
-            params = (tuning.get("params") or {}).items()
+            tau = tuning.get("finalists_kendall_tau")
+            tau = float(tau) if isinstance(tau, (int, float)) else float("nan")
+            params = _dict(tuning.get("params")).items()
             lines.append(
                 "Tuned finalists' proxy score against short-training accuracy: "
                 + (
@@ -175,13 +193,13 @@ def _provenance(provenance: Mapping[str, Any]) -> list[str]:
                 + _join(f"{k}={_number(v)}" for k, v in params)
                 + "."
             )
-    if "converted_from" in provenance:
+    if isinstance(provenance.get("converted_from"), str):
         lines.append(
             f"Converted from the official checkpoint `{Path(provenance['converted_from']).name}` "
             f"(sha256 `{provenance.get('sha256')}`) onto preset `{provenance.get('preset')}` "
             f"({provenance.get('official_layout')} key layout) by `autost convert`."
         )
-    versions = provenance.get("versions")
+    versions = _dict(provenance.get("versions"))
     if versions:
         lines.append("Versions: " + _join(f"{k} {v}" for k, v in versions.items()) + ".")
     return lines or ["None recorded (saved with `save_pretrained`)."]
@@ -191,9 +209,9 @@ def model_card(data: Mapping[str, Any], folder: Path | None = None) -> str:
     """The card text for bundle data ``data`` (``config.json``'s content); pictures present in
     ``folder`` are shown."""
     config = ArchConfig.from_dict(data["config"])
-    provenance = data.get("provenance") or {}
-    dataset = (provenance.get("training") or {}).get("dataset")
-    if dataset:  # as presets are named: <family>-<depth>-<dim>-<dataset>
+    provenance = _dict(data.get("provenance"))
+    dataset = _dict(provenance.get("training")).get("dataset")
+    if isinstance(dataset, str) and dataset:  # as presets: <family>-<depth>-<dim>-<dataset>
         name = f"autost-{config.depth}-{config.embed_dim}-{dataset}"
     else:
         name = folder.resolve().name if folder is not None else "autost-model"
@@ -227,7 +245,7 @@ def model_card(data: Mapping[str, Any], folder: Path | None = None) -> str:
         "",
     ]
     command = provenance.get("reproduce")
-    if command:
+    if isinstance(command, str) and command:
         lines += ["## Reproduce", "", "```bash", command, "```", ""]
     lines += [
         "## Use",

@@ -561,8 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Spikformer/SDT/QKFormer checkpoint (loaded weights-only: nothing in it runs; its keys "
         "are mapped onto --preset, and one that does not fit is refused, naming the first "
         "missing, unexpected or misshapen key), or a bundle folder, for instance one with "
-        "weights.pt from before safetensors (-o may be the same folder: its weights.pt is "
-        "removed once the new file reads back equal).",
+        "weights.pt from before safetensors (the card is written anew from its config.json; "
+        "-o may be the same folder: its weights.pt is removed once the new file is written).",
     )
     c.add_argument("source", help="official checkpoint file (.pth / .pt) or bundle folder")
     c.add_argument(

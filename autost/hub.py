@@ -12,6 +12,7 @@ line naming the file.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -56,14 +57,24 @@ def is_bundle(path: str | os.PathLike[str]) -> bool:
 
 
 def read_bundle_config(folder: Path) -> tuple[ArchConfig, dict[str, Any]]:
-    """The bundle's config and the whole ``config.json`` (schema, config, provenance)."""
+    """The bundle's config and the whole ``config.json`` (schema, config, provenance); a
+    bundle schema this version does not know, or provenance that is not an object, raises."""
     from autost.config import ArchConfig
 
     path = folder / CONFIG
     config = ArchConfig.from_json(path)  # one-line errors for unreadable or invalid configs
     data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or "config" not in data:
-        data = {"schema_version": BUNDLE_SCHEMA, "config": data, "provenance": None}
+        return config, {"schema_version": BUNDLE_SCHEMA, "config": data, "provenance": None}
+    version = data.get("schema_version", BUNDLE_SCHEMA)
+    if version != BUNDLE_SCHEMA:
+        raise AutostError(
+            f"{path}: bundle schema_version {version!r}; this autost reads {BUNDLE_SCHEMA}"
+        )
+    if not isinstance(data.get("provenance"), (dict, type(None))):
+        raise AutostError(
+            f"{path}: 'provenance' is a {type(data['provenance']).__name__}, not an object"
+        )
     return config, data
 
 
@@ -124,25 +135,35 @@ def read_weights(folder: Path) -> tuple[dict[str, Tensor], str]:
     return dict(state), LEGACY_WEIGHTS
 
 
-def check_tensors(state: Mapping[str, Tensor], expected: Mapping[str, Tensor], source: str) -> None:
-    """Raise naming the first tensor of ``state`` that the config's model lacks, the first it
-    needs that ``state`` lacks, or the first whose shape differs."""
+def check_tensors(
+    state: Mapping[str, Tensor],
+    expected: Mapping[str, Tensor],
+    source: str,
+    model: str = "the model config.json describes",
+) -> None:
+    """Raise naming the first tensor of ``state`` that ``model`` lacks, the first it needs
+    that ``state`` lacks, or the first whose shape or kind (floating point or integer)
+    differs."""
 
     def shape(values: Any) -> str:
         return "[" + ", ".join(str(v) for v in values) + "]"
 
     for key in state:
         if key not in expected:
-            raise AutostError(f"{source}: tensor {key!r} is not in the model config.json describes")
+            raise AutostError(f"{source}: tensor {key!r} is not in {model}")
     for key, value in expected.items():  # in the model's own order
         if key not in state:
+            raise AutostError(f"{source}: tensor {key!r} of {model} is missing")
+        found = state[key]
+        if tuple(found.shape) != tuple(value.shape):
             raise AutostError(
-                f"{source}: tensor {key!r} of the model config.json describes is missing"
+                f"{source}: tensor {key!r} has shape {shape(found.shape)}, {model} needs "
+                f"{shape(value.shape)}"
             )
-        if tuple(state[key].shape) != tuple(value.shape):
+        if found.is_complex() or found.is_floating_point() != value.is_floating_point():
             raise AutostError(
-                f"{source}: tensor {key!r} has shape {shape(state[key].shape)}, the model "
-                f"config.json describes needs {shape(value.shape)}"
+                f"{source}: tensor {key!r} is {str(found.dtype).removeprefix('torch.')}, "
+                f"{model} needs {str(value.dtype).removeprefix('torch.')}"
             )
 
 
@@ -163,7 +184,8 @@ def load_bundle(
         read_card(folder / CARD)
     state, source = read_weights(folder)
     model = SpikingTransformer(config.replace(**overrides) if overrides else config)
-    check_tensors(state, model.state_dict(), str(folder / source))
+    described = "the model config.json describes" + (" with the overrides" if overrides else "")
+    check_tensors(state, model.state_dict(), str(folder / source), described)
     model.load_state_dict(state, strict=True)
     return model, data
 
@@ -171,14 +193,16 @@ def load_bundle(
 def resolve_pretrained(name: str | os.PathLike[str], revision: str | None = None) -> Path:
     """A local bundle folder, or the snapshot of Hub repository ``name`` (``owner/name`` or
     ``hf://owner/name``) in the Hugging Face cache, downloaded when not cached. Only the
-    config, the safetensors file and the card are fetched: never a pickle."""
+    config, the safetensors file and the card are fetched: never a pickle. A path object, or
+    a string that is no ``owner/name``, is always local."""
     text = str(name)
-    repo = text.removeprefix(HUB_PREFIX)
     local = Path(text)
-    if not text.startswith(HUB_PREFIX) and (local.exists() or not _REPO_ID.match(text)):
+    hub_only = isinstance(name, str) and text.startswith(HUB_PREFIX)
+    if not hub_only and (local.exists() or not isinstance(name, str) or not _REPO_ID.match(text)):
         if not local.exists():
             raise AutostError(f"no such file or folder: {text}")
         return local
+    repo = text.removeprefix(HUB_PREFIX)
     if not _REPO_ID.match(repo):
         raise AutostError(f"{text}: not a Hub repository id (owner/name)")
     from huggingface_hub import snapshot_download
@@ -188,8 +212,9 @@ def resolve_pretrained(name: str | os.PathLike[str], revision: str | None = None
             repo_id=repo, revision=revision, allow_patterns=[CONFIG, WEIGHTS, CARD]
         )
     except Exception as exc:  # offline, unknown repository, gated, network errors
+        where = "" if hub_only else "no such local folder, and "
         raise AutostError(
-            f"{repo}: cannot fetch it from the Hugging Face Hub ({type(exc).__name__}: "
+            f"{repo}: {where}cannot fetch it from the Hugging Face Hub ({type(exc).__name__}: "
             f"{_reason(exc)})"
         ) from None
     return Path(snapshot)
@@ -203,37 +228,57 @@ def save_bundle(
     folder: str | os.PathLike[str],
     provenance: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write ``model`` as a Hub-ready bundle: weights, then ``config.json``, then the card
-    (each file atomic); returns the folder."""
-    from safetensors.torch import save
+    """Write ``model`` as a Hub-ready bundle: weights (their bytes read back and compared
+    before they are written), then ``config.json``, then the card, each file atomically;
+    returns the folder. A ``weights.pt`` of an older bundle in the folder is removed
+    afterwards, so that publishing the folder never publishes a pickle. (Saving over a bundle
+    of the same shapes and crashing between files can leave new weights under the old
+    config.)"""
+    from safetensors.torch import load, save
 
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise AutostError(f"{folder} is a file, not a folder")
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write_bytes(folder / WEIGHTS, save(tensors, metadata={"format": "pt"}))
+    payload = save(tensors, metadata={"format": "pt"})
+    back = load(payload)
+    if set(back) != set(tensors) or any(not torch.equal(back[k], v) for k, v in tensors.items()):
+        raise AutostError(f"{folder / WEIGHTS}: the tensors did not read back equal; not written")
+    atomic_write_bytes(folder / WEIGHTS, payload)
     data = {
         "schema_version": BUNDLE_SCHEMA,
         "config": model.config.to_dict(),
-        "provenance": dict(provenance) if provenance is not None else None,
+        "provenance": _finite(dict(provenance)) if provenance is not None else None,
     }
-    atomic_write_text(folder / CONFIG, json.dumps(data, indent=2) + "\n")
+    atomic_write_text(folder / CONFIG, json.dumps(data, indent=2, allow_nan=False) + "\n")
     from autost.card import model_card
 
     atomic_write_text(folder / CARD, model_card(data, folder))
+    (folder / LEGACY_WEIGHTS).unlink(missing_ok=True)
     return folder
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as ``None`` (strict JSON, as the Hub reads it)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def rewrite_bundle(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
-    """Rewrite bundle ``source`` (either weights format) as a Hub-ready bundle at ``dest``
-    (which may be ``source`` itself: its ``weights.pt`` is removed once the safetensors file
-    reads back equal). ``source`` is checked whole before anything is written."""
+    """Rewrite bundle ``source`` (either weights format) as a Hub-ready bundle at ``dest``,
+    which may be ``source`` itself (its ``weights.pt`` and ``report.md`` go once the
+    safetensors file and the card are written). ``source`` is checked whole before anything
+    is written; the card is written anew from ``config.json``."""
     source, dest = Path(source), Path(dest)
     model, data = load_bundle(source)
     if dest.exists() and not dest.is_dir():
         raise AutostError(f"{dest} is a file, not a folder")
-    same = dest.exists() and dest.resolve() == source.resolve()
-    if not same:
+    if not (dest.exists() and dest.resolve() == source.resolve()):
         dest.mkdir(parents=True, exist_ok=True)
         for name in PLOTS:
             if (source / name).is_file():
@@ -241,10 +286,5 @@ def rewrite_bundle(source: str | os.PathLike[str], dest: str | os.PathLike[str])
     provenance = dict(data.get("provenance") or {})
     provenance.setdefault("rewritten", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     save_bundle(model, dest, provenance)
-    written, _ = read_weights(dest)
-    original = model.state_dict()
-    if any(not torch.equal(written[k], original[k]) for k in original):
-        raise AutostError(f"{dest / WEIGHTS}: read back different tensors; kept {LEGACY_WEIGHTS}")
-    if same:
-        (dest / LEGACY_WEIGHTS).unlink(missing_ok=True)
+    (dest / "report.md").unlink(missing_ok=True)  # an older autost bundle's: the card says it
     return dest

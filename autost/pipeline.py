@@ -8,8 +8,9 @@ that differs. ``skip`` leaves stages out (without tuning, the search's best conf
 with the default recipe) and ``only`` runs one stage on the outputs of the earlier ones, even
 when it finished before (``only="export"`` rewrites the bundle).
 
-The export bundle (``bundle/``) holds ``config.json`` (the schema-versioned config with its
-provenance), ``weights.pt`` (weights only), ``report.md`` and the plots it shows;
+The export bundle (``bundle/``) is a Hub-ready folder (:mod:`autost.hub`): ``config.json``
+(the schema-versioned config with its provenance and the command that reproduces the run),
+``model.safetensors``, the ``README.md`` model card and the plots it shows;
 ``autost.create_model(bundle)`` rebuilds the model with its weights.
 """
 
@@ -248,8 +249,11 @@ def _train(
         raise AutostError(f"training the winner failed: {result.failure}")
 
 
-def reproduce_command(settings: Mapping[str, Any], out: str | Path) -> str:
-    """The ``autost run`` command line that makes a run with ``settings`` into ``out``."""
+def reproduce_command(
+    settings: Mapping[str, Any], out: str | Path, skip: Sequence[str] = ()
+) -> str:
+    """The ``autost run`` command line that makes a run with ``settings`` (and stages
+    ``skip`` left out) into ``out``."""
     import shlex
 
     words = ["autost", "run", "--space", str(settings["space"]), "--dataset", settings["dataset"]]
@@ -259,6 +263,8 @@ def reproduce_command(settings: Mapping[str, Any], out: str | Path) -> str:
         words += ["--root", str(settings["root"])]
     for key, value in (settings.get("dataset_options") or {}).items():
         words += ["--dataset-option", f"{key}={value}"]
+    for stage in skip:
+        words += ["--skip", stage]
     return shlex.join([*words, "--out", str(out)])
 
 

@@ -210,7 +210,9 @@ def export_bundle(run: Path, bundle: Path) -> Path:
     if settings is not None:
         from autost.pipeline import reproduce_command
 
-        provenance["reproduce"] = reproduce_command(settings, run)
+        # into a fresh folder of the same name: the run's own would find every stage done
+        skip = ["tune"] if tune_best is None else []
+        provenance["reproduce"] = reproduce_command(settings, Path("runs") / run.name, skip)
     model = autost.SpikingTransformer(ArchConfig.from_dict(status["config"]))
     state = torch.load(train_dir / "weights.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])

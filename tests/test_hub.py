@@ -154,7 +154,12 @@ def test_from_pretrained_reads_a_hub_repository_from_the_cache(
     ):
         assert torch.equal(logits(loaded, x), logits(model, x))
     with pytest.raises(AutostError, match=r"^me/other: cannot fetch it from the Hugging Face Hub"):
+        SpikingTransformer.from_pretrained("hf://me/other")
+    # a mistyped local folder that looks like owner/name says both
+    with pytest.raises(AutostError, match=r"^me/other: no such local folder, and cannot fetch"):
         SpikingTransformer.from_pretrained("me/other")
+    with pytest.raises(AutostError, match=r"^no such file or folder: me/other$"):
+        SpikingTransformer.from_pretrained(Path("me/other"))  # a path is never a repository
     with pytest.raises(AutostError, match=r"no such file or folder: \./me/tiny"):
         SpikingTransformer.from_pretrained("./me/tiny")
 
@@ -288,3 +293,65 @@ def test_saving_onto_a_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(AutostError, match="is a file, not a folder"):
         trained_like().save_pretrained(target)
     assert target.read_text() == "keep"
+
+
+def test_odd_provenance_schema_and_cards(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model, x = trained_like(), images()
+    folder = model.save_pretrained(
+        tmp_path / "b", provenance={"space": "s", "training": "x", "tuning": {"x": float("nan")}}
+    )
+    data = json.loads((folder / "config.json").read_text())  # strict JSON: NaN became null
+    assert data["provenance"]["tuning"] == {"x": None}
+    assert "NaN" not in (folder / "config.json").read_text()
+    assert main(["convert", str(folder), "-o", str(tmp_path / "c")]) == 0  # hand-edited: a card
+    assert ModelCard.load(tmp_path / "c" / "README.md").data.library_name == "autost"
+    capsys.readouterr()
+    (folder / "README.md").unlink()  # the card is optional
+    assert torch.equal(logits(autost.create_model(folder), x), logits(model, x))
+    for key, value, message in (
+        ("provenance", ["x"], "'provenance' is a list, not an object"),
+        ("schema_version", 99, "bundle schema_version 99; this autost reads 1"),
+    ):
+        changed = {**data, key: value}
+        (folder / "config.json").write_text(json.dumps(changed))
+        before = snapshot(folder)
+        assert main(["convert", str(folder), "-o", str(folder)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err
+        assert snapshot(folder) == before
+
+
+def test_tensors_of_another_kind_and_a_torn_legacy_file_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = trained_like().save_pretrained(tmp_path / "b")
+    state = load_file(folder / "model.safetensors")
+    state["head.weight"] = state["head.weight"] > 0
+    save_file(state, folder / "model.safetensors")
+    with pytest.raises(AutostError, match=r"tensor 'head.weight' is bool, .* needs float32"):
+        autost.create_model(folder)
+    with pytest.raises(AutostError, match=r"describes with the overrides needs \[5, 64\]"):
+        autost.create_model(folder, num_classes=5)
+    old = legacy_bundle(trained_like(), tmp_path / "old")
+    (old / "weights.pt").write_bytes((old / "weights.pt").read_bytes()[:500])
+    before = snapshot(old)
+    assert main(["convert", str(old), "-o", str(old)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "weights.pt: cannot load the weights" in err
+    assert snapshot(old) == before
+
+
+def test_the_reproduce_command_names_skipped_stages() -> None:
+    from autost.pipeline import reproduce_command
+
+    settings = {"space": "digits", "dataset": "mnist", "evaluator": "zero-cost",
+                "strategy": "evolution", "budget": 200, "top": 3, "trials": 6, "tune_epochs": 3,
+                "epochs": 30, "seed": 1, "root": "../data dir",
+                "dataset_options": {"source": "test"}}  # fmt: skip
+    assert reproduce_command(settings, "runs/a", ["tune"]) == (
+        "autost run --space digits --dataset mnist --evaluator zero-cost --strategy evolution "
+        "--budget 200 --top 3 --trials 6 --tune-epochs 3 --epochs 30 --seed 1 --root '../data dir' "
+        "--dataset-option source=test --skip tune --out runs/a"
+    )

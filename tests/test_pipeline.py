@@ -92,8 +92,8 @@ def test_run_end_to_end_then_rebuild_and_skip(tmp_path: Path) -> None:
     )
     assert f"{autost.count_params(data['config']):,}" in card.text
     assert prov["reproduce"] == (
-        f"autost run --space digits --dataset digits --evaluator flops --strategy evolution "
-        f"--budget 10 --top 2 --trials 2 --tune-epochs 1 --epochs 8 --seed 0 --out {out}"
+        "autost run --space digits --dataset digits --evaluator flops --strategy evolution "
+        "--budget 10 --top 2 --trials 2 --tune-epochs 1 --epochs 8 --seed 0 --out runs/run"
     )
     assert prov["reproduce"] in card.text
     # the bundle's logits are the trained weights' own
