@@ -40,20 +40,18 @@ from autost.proxies.activity import Energy, FiringRate, Sops
 from autost.proxies.analytic import Flops, Params
 from autost.proxies.base import PROXIES, Proxy, get_proxy, list_proxies, register_proxy
 from autost.proxies.context import (
-    Activity,
     ConfigRequiredError,
-    NeuronKind,
     ProxyContext,
     ProxyScores,
     batch_statistics_norm,
-    find_neurons,
-    register_neuron,
     score,
     score_all,
 )
 from autost.proxies.ensemble import ReferencePool, normalised_ranks, orient, rank_aggregate
 from autost.proxies.gradients import GradNorm, Synflow, synaptic_weights, trainable_weights
 from autost.proxies.kernels import SAHD, KernelAccumulator, NaswotHD, log_abs_det
+from autost.proxies.neuron_types import NeuronKind, find_neurons, register_neuron
+from autost.proxies.recording import Activity
 from autost.proxies.zerocost import AutostFitness, Fisher, JacobCov, MeCo, Snip, ZiCo
 
 __all__ = [

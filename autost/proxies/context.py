@@ -18,40 +18,44 @@ initialisation, no neuron would ever fire (every spike code zero, every kernel s
 SNASNet, NASWOT and zero-cost-nas likewise score freshly built networks whose BN uses batch
 statistics. Nothing is updated, so the proxies do not depend on the order they run in.
 
-Neurons are found by type (:func:`find_neurons`): autost's LIF/PLIF, SpikingJelly's
-``BaseNode``/``SimpleBaseNode`` (and the legacy ``clock_driven`` ``BaseNode``), snnTorch's
-``SpikingNeuron``, Norse's ``SNNCell``/``SNNRecurrentCell``/``SNN``/``SNNRecurrent`` (not its
-non-spiking leaky integrators ``LICell``/``LI``/``LIBoxCell``). A library is consulted only
-once it is imported (a model built from its neurons has imported it), so nothing is imported
-here. Other classes are added with :func:`register_neuron`.
+Neurons are found by type (:func:`~autost.proxies.neuron_types.find_neurons`: autost's,
+SpikingJelly's, snnTorch's and Norse's, others added with
+:func:`~autost.proxies.neuron_types.register_neuron`); the shared forward pass is recorded by
+:func:`~autost.proxies.recording.record_activity`.
 """
 
 from __future__ import annotations
 
 import copy
-import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from math import prod
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from autost.blocks.common import LayerCost
 from autost.config import ArchConfig
-from autost.cost import E_AC_PJ, E_MAC_PJ, CostReport, LayerReport, estimate_cost, layer_table
+from autost.cost import CostReport, estimate_cost, layer_table
 from autost.errors import AutostError
-from autost.neurons import LIF
 from autost.proxies.base import Proxy, get_proxy
 from autost.proxies.kernels import KernelAccumulator
+from autost.proxies.neuron_types import (
+    _neurons,
+    _reset_hook,
+    find_neurons,
+    reset_neurons,
+)
+from autost.proxies.recording import (
+    Activity,
+    cost_rates,
+    model_cost,
+    record_activity,
+)
 
 Batch = tuple[Tensor, Tensor]
-#: The synaptic layers: what the cost, grad_norm and synflow sum over.
-SYNAPTIC = (nn.Linear, nn.modules.conv._ConvNd)
-N = TypeVar("N", bound=nn.Module)
 
 
 class ConfigRequiredError(AutostError):
@@ -59,314 +63,6 @@ class ConfigRequiredError(AutostError):
 
 
 # --------------------------------------------------------------------------- neurons by type
-
-
-def output_spikes(output: Any) -> Any:
-    """The default spike reader: the output itself, or the first element of a tuple/list output
-    (snnTorch's ``(spk, mem)``, Norse's ``(z, state)``)."""
-    return output[0] if isinstance(output, (tuple, list)) and output else output
-
-
-@dataclass(frozen=True)
-class NeuronKind:
-    """How the proxies read one neuron class.
-
-    ``spikes`` maps the module's output to its spike tensor; ``multistep`` says whether that
-    tensor is time-major ``[T, B, ...]`` (one call per sequence) or ``[B, ...]`` (one call per
-    step): a bool, a function of the module, or ``None`` to tell from the batch size; ``reset``
-    (or ``None`` for a stateless neuron) clears the module's state before and after every pass.
-    """
-
-    spikes: Callable[[Any], Any] = output_spikes
-    multistep: bool | Callable[[Any], bool] | None = None
-    reset: Callable[[Any], None] | None = None
-
-    def is_multistep(self, module: nn.Module) -> bool | None:
-        """``multistep`` for ``module`` (``None``: unknown)."""
-        return self.multistep(module) if callable(self.multistep) else self.multistep
-
-
-_REGISTERED: dict[type, NeuronKind] = {}
-
-
-def register_neuron(
-    cls: type[N],
-    spikes: Callable[[Any], Any] | None = None,
-    *,
-    multistep: bool | Callable[[N], bool] | None = None,
-    reset: Callable[[N], None] | None = None,
-) -> type[N]:
-    """Make :func:`find_neurons` find ``cls`` (and its subclasses); returns ``cls``.
-
-    ``spikes(output)`` returns the spike tensor from the module's output (default: the output,
-    or its first element when it is a tuple: ``spikes=lambda out: out[1]`` for a neuron that
-    returns ``(state, spikes)``). ``multistep``: ``True`` if the output is ``[T, B, ...]``,
-    ``False`` if ``[B, ...]`` per call, ``None`` to tell from the batch size. ``reset(module)``
-    clears a stateful neuron. Registering a class again replaces its entry. (Not to be confused
-    with :func:`autost.neurons.register_neuron`, which names neuron kinds for configs.)
-    """
-    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        raise AutostError(f"register_neuron: {cls!r} is not a torch.nn.Module class")
-    for name, fn in (("spikes", spikes), ("reset", reset)):
-        if fn is not None and not callable(fn):
-            raise AutostError(f"register_neuron: {name} must be callable or None, got {fn!r}")
-    _REGISTERED[cls] = NeuronKind(spikes or output_spikes, multistep, reset)
-    return cls
-
-
-def _call(method: str) -> Callable[[nn.Module], None]:
-    def reset(module: nn.Module) -> None:
-        fn = getattr(module, method, None)
-        if callable(fn):
-            fn()
-
-    return reset
-
-
-def _library_kinds() -> dict[type, NeuronKind | None]:
-    """The neuron classes of the libraries already imported (``None``: not a spiking neuron)."""
-    kinds: dict[type, NeuronKind | None] = {LIF: NeuronKind(multistep=True)}
-
-    def add(module: str, names: Sequence[str], kind: NeuronKind | None) -> None:
-        found = sys.modules.get(module)
-        for name in names:
-            cls = getattr(found, name, None)
-            if isinstance(cls, type):
-                kinds[cls] = kind
-
-    step_mode = NeuronKind(
-        multistep=lambda m: getattr(m, "step_mode", "s") == "m", reset=_call("reset")
-    )
-    add("spikingjelly.activation_based.neuron", ["BaseNode", "SimpleBaseNode"], step_mode)
-    legacy = NeuronKind(
-        multistep=lambda m: type(m).__name__.startswith("MultiStep"), reset=_call("reset")
-    )
-    add("spikingjelly.clock_driven.neuron", ["BaseNode"], legacy)
-    add("snntorch", ["SpikingNeuron"], NeuronKind(multistep=False, reset=_call("reset_mem")))
-    add("snntorch", ["StateLeaky"], NeuronKind(multistep=True, reset=_call("reset_mem")))
-    add("norse.torch.module.snn", ["SNNCell", "SNNRecurrentCell"], NeuronKind(multistep=False))
-    add("norse.torch.module.snn", ["SNN", "SNNRecurrent"], NeuronKind(multistep=True))
-    add("norse.torch.module.leaky_integrator", ["LICell", "LI"], None)  # voltages, not spikes
-    add("norse.torch.module.leaky_integrator_box", ["LIBoxCell"], None)
-    return kinds
-
-
-def _neurons(model: nn.Module) -> list[tuple[str, nn.Module, NeuronKind]]:
-    kinds = {**_library_kinds(), **_REGISTERED}
-    found: list[tuple[str, nn.Module, NeuronKind]] = []
-    for name, module in model.named_modules():
-        if found and (not found[-1][0] or name.startswith(found[-1][0] + ".")):
-            continue  # inside a neuron: the outermost module is the neuron
-        kind = next((kinds[c] for c in type(module).__mro__ if c in kinds), None)
-        if kind is not None:
-            found.append((name, module, kind))
-    return found
-
-
-def find_neurons(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Every spiking neuron module of ``model`` with its path, found by type (outermost only)."""
-    return [(name, module) for name, module, _ in _neurons(model)]
-
-
-def reset_neurons(model: nn.Module) -> None:
-    """Clear the state of every stateful neuron of ``model`` (SpikingJelly, snnTorch, ...)."""
-    for _, module, kind in _neurons(model):
-        if kind.reset is not None:
-            kind.reset(module)
-
-
-def _reset_hook(module: nn.Module, *args: Any) -> None:
-    reset_neurons(module)
-
-
-# --------------------------------------------------------------------------- recording
-
-
-@dataclass(frozen=True)
-class Activity:
-    """What the shared forward pass recorded.
-
-    ``layer_rates``: neuron module path -> mean spikes per neuron and timestep; ``input_rates``:
-    conv/linear module path -> mean of its input (the firing rate of its input spikes);
-    ``kernels``: the binary-code kernels, or ``None`` when they were not asked for. Recorded
-    without a cost table (a model without config) also: ``input_macs``, conv/linear path ->
-    multiply-accumulates over the batch (from the shapes), and ``real_inputs``, the conv/linears
-    whose input was real-valued (not all integers: neither spikes nor sums of spikes).
-    """
-
-    layer_rates: dict[str, float]
-    input_rates: dict[str, float]
-    kernels: KernelAccumulator | None = field(default=None, compare=False)
-    input_macs: dict[str, int] = field(default_factory=dict)
-    real_inputs: frozenset[str] = frozenset()
-
-
-def _macs(module: nn.Module, x: Tensor, out: Tensor) -> int:
-    if isinstance(module, nn.Linear):
-        return x.numel() * module.out_features
-    assert isinstance(module, nn.modules.conv._ConvNd)
-    kernel = prod(module.kernel_size)
-    if module.transposed:
-        return x.numel() * (module.out_channels // module.groups) * kernel
-    return out.numel() * (module.in_channels // module.groups) * kernel
-
-
-def _codes(
-    name: str, module: nn.Module, kind: NeuronKind, out: Tensor, batch: int | None
-) -> Tensor:
-    """One layer's spikes as codes ``[T, B, ...]`` (a single step becomes ``T = 1``)."""
-    multistep = kind.is_multistep(module)
-    if multistep is None and batch is not None and out.dim() >= 1:
-        first, second = out.shape[0] == batch, out.dim() >= 2 and out.shape[1] == batch
-        multistep = None if first == second else second
-    if multistep is None:
-        raise AutostError(
-            f"neuron {name!r} ({type(module).__name__}): cannot tell whether its output "
-            f"{list(out.shape)} is [B, ...] or [T, B, ...]; pass multistep= to register_neuron"
-        )
-    codes = out if multistep else out.unsqueeze(0)
-    if codes.dim() < 2 or (batch is not None and codes.shape[1] != batch):
-        layout = "[T, B, ...]" if multistep else "[B, ...]"
-        raise AutostError(
-            f"neuron {name!r} ({type(module).__name__}): output {list(out.shape)} is not "
-            f"{layout} with B = {batch}"
-        )
-    return codes
-
-
-def record_activity(
-    model: nn.Module,
-    x: Tensor,
-    table: Sequence[LayerCost] | None = None,
-    kernels: bool = False,
-    *,
-    batch_size: int | None = None,
-    forward: Callable[[Tensor], Any] | None = None,
-) -> Activity:
-    """One forward pass (``forward(x)``, default ``model(x)``) under no grad, recording the mean
-    spike output of every neuron (:func:`find_neurons`) and the mean input of the conv/linear
-    rows of ``table`` (every conv/linear, with MACs and real-valued inputs, when it is
-    ``None``); ``kernels`` also accumulates SAHD kernels (``batch_size`` checks their layout).
-    """
-    # module path -> [sum, count]; sums stay tensors so that no hook waits on the device
-    spikes: dict[str, list[Any]] = {}
-    inputs: dict[str, list[Any]] = {}
-    macs: dict[str, int] = {}
-    real: dict[str, Any] = {}  # non-integer inputs: not spikes, nor sums of spikes
-    acc = KernelAccumulator() if kernels else None
-
-    def on_spikes(name: str, kind: NeuronKind) -> Any:
-        def hook(module: nn.Module, args: Any, output: Any) -> None:
-            out = kind.spikes(output)
-            if not isinstance(out, Tensor):
-                raise AutostError(
-                    f"neuron {name!r} ({type(module).__name__}) gave {type(out).__name__}, not a "
-                    "spike tensor; register its class with register_neuron(cls, spikes=...)"
-                )
-            total = spikes.setdefault(name, [0.0, 0])
-            if acc is None:
-                count = out.sum()
-            else:
-                count = acc.add(_codes(name, module, kind, out, batch_size)).sum()
-            total[0] = total[0] + count.double()
-            total[1] += out.numel()
-
-        return hook
-
-    def on_synapse(name: str, measure: bool) -> Any:
-        def hook(module: nn.Module, args: tuple[Any, ...], out: Tensor) -> None:
-            if not args:  # called with keywords only: not measured
-                return
-            total = inputs.setdefault(name, [0.0, 0])
-            total[0] = total[0] + args[0].sum().double()
-            total[1] += args[0].numel()
-            if measure:
-                macs[name] = macs.get(name, 0) + _macs(module, args[0], out)
-                x = args[0]
-                odd = (x != x.round()).sum() if x.is_floating_point() else 0
-                real[name] = real.get(name, 0) + odd
-
-        return hook
-
-    handles = [m.register_forward_hook(on_spikes(n, k)) for n, m, k in _neurons(model)]
-    if table is None:
-        for name, module in model.named_modules():
-            if isinstance(module, SYNAPTIC):
-                handles.append(module.register_forward_hook(on_synapse(name, True)))
-    else:
-        modules = dict(model.named_modules())
-        for row in table:
-            module = modules.get(row.name)
-            if row.kind in ("conv", "linear") and module is not None:
-                handles.append(module.register_forward_hook(on_synapse(row.name, False)))
-    try:
-        with torch.no_grad():
-            (forward or model)(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return Activity(
-        layer_rates={k: float(s) / n if n else 0.0 for k, (s, n) in spikes.items()},
-        input_rates={k: float(s) / n if n else 0.0 for k, (s, n) in inputs.items()},
-        kernels=acc,
-        input_macs=macs,
-        real_inputs=frozenset(k for k, n in real.items() if int(n)),
-    )
-
-
-def cost_rates(act: Activity, table: Sequence[LayerCost]) -> dict[str, float]:
-    """Input rates for :func:`autost.estimate_cost` from a recorded pass.
-
-    Conv/linear rows get the mean of their input; ``<block>.attn.qkv`` product rows get the
-    firing rate of ``<block>.attn.q_lif``.
-    """
-    rates = dict(act.input_rates)
-    for row in table:
-        if row.kind == "matmul" and row.name.endswith(".qkv"):
-            q_lif = row.name[: -len("qkv")] + "q_lif"
-            if q_lif in act.layer_rates:
-                rates[row.name] = act.layer_rates[q_lif]
-    return rates
-
-
-def model_cost(act: Activity, model: nn.Module, batch_size: int) -> CostReport:
-    """Per-sample costs of a model without config, from a pass recorded without a table.
-
-    Every conv/linear is one row, its MACs from its shapes. Input spikes (or sums of spikes, all
-    integers): ``sops = MACs x mean input`` at 0.9 pJ each; real-valued input: MACs at 4.6 pJ.
-    Attention products are not modules: ``matmul_macs`` is 0 and they are not in ``sops``.
-    """
-    modules = dict(model.named_modules())
-    rows: list[LayerReport] = []
-    for name, total in act.input_macs.items():
-        module, macs = modules[name], total // batch_size
-        spiking, rate = name not in act.real_inputs, act.input_rates[name]
-        sops = macs * rate if spiking else 0.0
-        rows.append(
-            LayerReport(
-                name,
-                "linear" if isinstance(module, nn.Linear) else "conv",
-                sum(p.numel() for p in module.parameters(recurse=False)),
-                macs,
-                0,
-                spiking,
-                rate if spiking else 1.0,
-                sops,
-                (sops * E_AC_PJ if spiking else macs * E_MAC_PJ) * 1e-9,
-            )
-        )
-    layers = tuple(rows)
-    return CostReport(
-        params=sum(p.numel() for p in model.parameters()),
-        macs=sum(r.macs for r in layers),
-        matmul_macs=0,
-        sops=sum(r.sops for r in layers),
-        energy_mj=sum(r.energy_mj for r in layers),
-        _layers=lambda: layers,
-    )
-
-
-# --------------------------------------------------------------------------- the context
 
 
 def batch_statistics_norm(model: nn.Module) -> None:

@@ -19,7 +19,8 @@ from torch import Tensor, nn
 
 from autost.errors import AutostError
 from autost.proxies.base import Proxy, register_proxy
-from autost.proxies.context import SYNAPTIC, find_neurons
+from autost.proxies.neuron_types import find_neurons
+from autost.proxies.recording import SYNAPTIC
 
 if TYPE_CHECKING:
     from autost.proxies.context import ProxyContext

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from autost.errors import AutostError
-from autost.proxies.context import find_neurons
+from autost.proxies.neuron_types import find_neurons
 
 
 def input_batch_axis(x: Tensor, batch: int) -> int:

@@ -5,7 +5,7 @@ Spikes are Heaviside steps, so every gradient here is the surrogate gradient the
 with; the batch is ``x [T, B, ...]`` or ``[B, ...]``, the logits are ``ctx.forward`` (``[B,
 classes]``) and losses their mean cross-entropy. Every proxy reads only ``ctx.model``,
 ``ctx.inputs()`` and ``ctx.forward`` (``autost_fitness`` the config instead), finds neurons by
-type (:func:`~autost.proxies.context.find_neurons`) and so runs on foreign spiking networks
+type (:func:`~autost.proxies.neuron_types.find_neurons`) and so runs on foreign spiking networks
 (:func:`autost.proxies.score`); the model runs as the context prepared it (BatchNorm on batch
 statistics, as zero-cost-nas's ``bn=True`` and ZiCo's ``network.train()``). "Synaptic" weights
 are those of every convolution and linear, as the official code sums over ``nn.Conv2d`` /

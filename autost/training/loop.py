@@ -357,7 +357,7 @@ class Trainer:
     def _validate(self, model: nn.Module) -> dict[str, Any]:
         """Validation loss/accuracy over the whole split, and activity on its first batch."""
         from autost.cost import estimate_cost, layer_table
-        from autost.proxies.context import cost_rates, record_activity
+        from autost.proxies.recording import cost_rates, record_activity
 
         model.eval()
         table = layer_table(self.config)
