@@ -5,8 +5,8 @@ Run: ``python benchmarks/ranking.py [--datasets digits,mnist] [--n 40] [--epochs
 CPU the MNIST trainings take hours; ``--device cuda --jobs 12`` runs them side by side on one
 GPU (about 4 minutes on an H200 for 80), ``--train-only`` fills the tables without the
 report, ``--score-only`` fills the score cache, ``--no-train`` reports what is trained.
-``--tiny`` (4 architectures per pool, 1 epoch, digits, the open pool and ``params-200k``) is
-the CI smoke run.
+``--tiny`` (4 architectures per pool, 1 epoch of 4 batches, baselines of 4 steps, digits, the
+open pool and ``params-200k``) is the CI smoke run.
 
 1. The open pool: ``--n`` architectures sampled from the shipped ``digits`` space with seed
    2026, persisted to ``OUT/ranking_pool.json`` (re-used when present, so the pool is fixed).
@@ -122,6 +122,8 @@ from rankstats import (
     _or as _or,
 )
 
+#: Batches per training epoch, and steps per baseline, of the ``--tiny`` smoke run.
+TINY_BATCHES = 4
 #: Ensembles reported beside the shipped ``zero-cost`` recipe: the candidates of its choice
 #: (evaluators/zero-cost.toml says how it was made) and the previous default.
 EXTRA_ENSEMBLES = ("sahd+grad_norm+flops", "sahd+flops", "sahd+flops+jacob_cov")
@@ -162,10 +164,11 @@ class Scores:
         reference: int,
         mnist_root: str,
         extra_ensembles: Sequence[str] = (),
+        tiny: bool = False,
     ) -> None:
         from autost.evaluator import Evaluator
 
-        self.out, self.dataset, self.reference = out, dataset, reference
+        self.out, self.dataset, self.reference, self.tiny = out, dataset, reference, tiny
         self.spec = DATASETS[dataset]
         self.root = mnist_root if dataset == "mnist" else None
         self.path = out / "ranking_scores.csv"
@@ -230,6 +233,9 @@ class Scores:
 
         names = [*list_proxies(), *self.keys.values(), *LOW_FIDELITY]
         baselines: dict[str, Any] = {name: Evaluator.load(name) for name in LOW_FIDELITY}
+        if self.tiny:  # the smoke run: the same code paths, a few steps
+            for baseline in baselines.values():
+                baseline.steps, baseline.epochs = TINY_BATCHES, None
         if self.dataset != "digits":
             baselines = {
                 name: evaluator.with_dataset(self.dataset, self.root, **self.spec["options"])
@@ -419,7 +425,9 @@ def main() -> None:
         "--rescore", action="store_true", help="recompute cached scores (after a proxy changed)"
     )
     parser.add_argument(
-        "--tiny", action="store_true", help="CI smoke run: 4 archs per pool, 1 epoch, digits"
+        "--tiny",
+        action="store_true",
+        help="CI smoke run: 4 archs per pool, 1 epoch of 4 batches, digits; baselines 4 steps",
     )
     args = parser.parse_args()
     if args.tiny:
@@ -442,6 +450,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     train = not (args.score_only or args.no_train)
     settings = {"epochs": args.epochs, "device": args.device, "mnist_root": args.mnist_root}
+    settings["limit_train_batches"] = TINY_BATCHES if args.tiny else 0
     seeds = list(range(args.pool_seeds))
 
     def fill(
@@ -472,7 +481,9 @@ def main() -> None:
     # one thread: CPU seconds then measure the work (idle OpenMP threads spin on a busy machine)
     torch.set_num_threads(1)
     extra = [e for e in args.ensembles.split(",") if e]
-    scorers = {d: Scores(out, d, args.reference, args.mnist_root, extra) for d in DATASETS}
+    scorers = {
+        d: Scores(out, d, args.reference, args.mnist_root, extra, args.tiny) for d in DATASETS
+    }
     if args.rescore:
         for scorer in scorers.values():
             scorer.forget()

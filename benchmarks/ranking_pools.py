@@ -206,6 +206,7 @@ def train_one(
             root=root,
             dataset_options=spec["options"],
             progress=False,
+            limit_train_batches=settings.get("limit_train_batches", 0),
         )
         device = json.loads((Path(work) / "run" / "train.json").read_text())["device"]
     acc = float(result.final["val_acc"]) if result.status == "completed" else 0.0

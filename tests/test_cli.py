@@ -49,10 +49,15 @@ def test_module_entry_point_help() -> None:
     assert "presets" in result.stdout
 
 
-def test_out_that_is_a_file_is_one_line_exit_2(tmp_path: Path) -> None:
+def test_out_that_is_a_file_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from autost.cli import main  # in process: the same code as the console script, no start-up
+
     run = tmp_path / "run"
     search = ["search", "--evaluator", "flops", "--strategy", "random", "--budget", "3"]
-    assert run_cli(*search, "--out", str(run), "--quiet").returncode == 0
+    assert main([*search, "--out", str(run), "--quiet"]) == 0
+    capsys.readouterr()
     blocker = tmp_path / "file"
     blocker.write_text("keep me\n")
     stamp = blocker.stat().st_mtime_ns
@@ -65,10 +70,10 @@ def test_out_that_is_a_file_is_one_line_exit_2(tmp_path: Path) -> None:
         (["export", str(run), "-o", str(blocker / "best.json")], f"{blocker} is a file"),
     ]
     for args, message in cases:
-        result = run_cli(*args)
-        assert result.returncode == 2, (args, result.stderr)
-        assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
-        assert "Traceback" not in result.stderr
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+        assert "Traceback" not in err
         assert blocker.read_text() == "keep me\n" and blocker.stat().st_mtime_ns == stamp
 
 

@@ -25,6 +25,19 @@ def run_tune(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[st
     return run_cli("tune", "--quiet", *args, timeout=timeout)
 
 
+def tune_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """``autost tune --quiet ARGS`` in this process (for input refused before Ray starts):
+    its exit status and what it printed on stderr."""
+    from autost.cli import main
+
+    capsys.readouterr()
+    try:
+        code = main(["tune", "--quiet", *args])
+    except SystemExit as exc:  # argparse's usage errors
+        code = int(exc.code or 0)
+    return code, capsys.readouterr().err
+
+
 def rows(path: Path) -> list[dict[str, str]]:
     with path.open() as handle:
         return list(csv.DictReader(handle))
@@ -260,7 +273,7 @@ def _resume_args(run: Path) -> list[str]:
     ["study-empty", "study-truncated", "study-garbage", "study-no-tables", "json-cut", "json-list"],
 )
 def test_resume_refuses_a_damaged_record_and_changes_nothing(
-    finished_run: Path, tmp_path: Path, damage: str
+    finished_run: Path, tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import sqlite3
 
@@ -280,10 +293,10 @@ def test_resume_refuses_a_damaged_record_and_changes_nothing(
     else:
         record.write_text("[1, 2]")
     before = _snapshot(out)
-    result = run_tune(*_resume_args(finished_run), "--out", str(out), "--resume", timeout=120)
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
-    assert "nothing was changed" in result.stderr
+    code, err = tune_in_process(capsys, *_resume_args(finished_run), "--out", str(out), "--resume")
+    assert code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert "nothing was changed" in err
     assert _snapshot(out) == before
 
 
@@ -445,17 +458,17 @@ def test_resume_stops_only_the_local_ray_a_killed_run_left(tmp_path: Path) -> No
     ],
 )
 def test_bad_tune_input_is_one_line_and_writes_nothing(
-    tmp_path: Path, args: list[str], says: str
+    tmp_path: Path, args: list[str], says: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = tmp_path / "file.txt"
     target.write_text("keep me")
     args = [str(target) if a == "FILE" else a for a in args]
     if "--out" not in args:
         args += ["--out", str(tmp_path / "never")]
-    result = run_tune("--space", "digits", "--trials", "1", *args, timeout=120)
-    assert result.returncode == 2
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
-    assert says in result.stderr
+    code, err = tune_in_process(capsys, "--space", "digits", "--trials", "1", *args)
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert says in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
     assert target.read_text() == "keep me"
 
