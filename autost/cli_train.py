@@ -1,0 +1,278 @@
+"""The ``autost`` commands that train: ``train``, ``tune`` (Ray Tune short trainings) and
+``run`` (search, tune, train and export in one go); :mod:`autost.cli` registers them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from autost.errors import AutostError
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from autost.data import parse_options
+    from autost.training import TrainSettings, train
+
+    overrides = {
+        name: getattr(args, name)
+        for name in ("epochs", "batch_size", "lr", "weight_decay", "loss", "amp", "device")
+        if getattr(args, name) is not None
+    }
+    if args.low_memory is not None:
+        overrides["low_memory"] = args.low_memory
+    if args.resume and args.out is None:
+        raise AutostError("--resume needs --out DIR, the run to continue")
+    out = args.out or time.strftime("runs/train-%Y%m%d-%H%M%S")
+    settings = TrainSettings(
+        compile=args.compile,
+        checkpoint_blocks=args.checkpoint_blocks,
+        seed=args.seed,
+        workers=args.loader_workers,
+    )
+    result = train(
+        args.config,
+        args.dataset,
+        out=out,
+        settings=settings,
+        resume=args.resume,
+        root=args.root,
+        progress=not args.quiet,
+        workers=args.workers,
+        gpus_per_worker=args.gpus_per_worker,
+        address=args.address,
+        dataset_options=parse_options(args.dataset_option),
+        **overrides,
+    )
+    if result.status != "completed":
+        where = Path(out) / "metrics.jsonl"
+        print(f"autost: training failed: {result.failure} (see {where})", file=sys.stderr)
+        return 1
+    final = {k: v for k, v in result.final.items() if k != "firing_rates"}
+    print(json.dumps({"out": str(result.out), "best_val_acc": result.best_val_acc, **final}))
+    return 0
+
+
+def add_train(sub: Any) -> None:
+    """Register ``autost train`` on the subparsers ``sub``."""
+    t = sub.add_parser(
+        "train",
+        help="fully train an architecture",
+        description="Train CONFIG (a preset, a config JSON, or a search run directory) with "
+        "AdamW, warm-up + cosine decay, label smoothing and gradient clipping; checkpoints every "
+        "epoch; --resume continues.",
+    )
+    t.add_argument("config", help="preset name, config JSON, best.json or search run directory")
+    t.add_argument("--dataset", default="digits")
+    t.add_argument("--root", default=None, help="dataset files (for datasets that need them)")
+    t.add_argument(
+        "--dataset-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dataset loader option KEY=VALUE, repeatable (e.g. source=test: MNIST from its t10k "
+        "files alone; image_size=16)",
+    )
+    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--lr", type=float, default=None)
+    t.add_argument("--weight-decay", type=float, default=None)
+    t.add_argument("--loss", choices=["ce", "tet", "trt"], default=None)
+    t.add_argument("--out", default=None, help="run directory (default: runs/train-<date>-<time>)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--device", choices=["auto", "cuda", "cpu"], default=None)
+    t.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default=None)
+    t.add_argument("--compile", action="store_true", help="torch.compile the model")
+    t.add_argument(
+        "--low-memory",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="save spike inputs for backward as bool/uint8: same gradients, less memory "
+        "(default: off; worth it on large models)",
+    )
+    t.add_argument(
+        "--checkpoint-blocks",
+        action="store_true",
+        help="recompute each encoder block in backward (same gradients, less memory, slower)",
+    )
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--loader-workers", type=int, default=0, help="DataLoader worker processes")
+    t.add_argument("--workers", type=int, default=1, help="Ray Train workers (data parallel)")
+    t.add_argument("--gpus-per-worker", type=float, default=0)
+    t.add_argument("--address", default=None, help="Ray cluster address for Ray Train")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=_cmd_train)
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from autost.data import parse_options
+    from autost.tune import tune
+
+    if args.resume and args.out is None:
+        raise AutostError("--resume needs --out DIR, the run to continue")
+    steps = _int_list("--timesteps", args.timesteps) if args.timesteps else None
+    result = tune(
+        args.space,
+        from_dir=args.from_dir,
+        top=args.top,
+        dataset=args.dataset,
+        trials=args.trials,
+        epochs=args.epochs,
+        objective=args.objective,
+        address=args.address,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        out=args.out or time.strftime("runs/tune-%Y%m%d-%H%M%S"),
+        resume=args.resume,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        grace_period=args.grace_period,
+        max_failures=args.max_failures,
+        timesteps=steps,
+        root=args.root,
+        progress=not args.quiet,
+        ray_output=args.ray_output,
+        dataset_options=parse_options(args.dataset_option),
+    )
+    if not result.leaderboard:
+        print(f"autost: every trial failed or stopped: {result.summary()}", file=sys.stderr)
+        return 1
+    best = result.best
+    print(result.summary())
+    print(json.dumps({"out": str(result.out), "best_trial": best.trial_id, **best.metrics}))
+    return 0
+
+
+def add_tune(sub: Any) -> None:
+    """Register ``autost tune`` on the subparsers ``sub``."""
+    t = sub.add_parser(
+        "tune",
+        help="short-train finalists or a space on Ray Tune (Optuna + ASHA)",
+        description="Search architectures jointly with lr, weight decay and timesteps by short "
+        "trainings on Ray Tune: OptunaSearch (TPE, or NSGA-II for accuracy,energy) and ASHA.",
+    )
+    t.add_argument("--space", default=None, help="search space name or TOML path")
+    t.add_argument("--from", dest="from_dir", default=None, help="search run dir or config folder")
+    t.add_argument("--top", type=int, default=5, help="finalists taken from --from")
+    t.add_argument("--dataset", default="digits")
+    t.add_argument("--root", default=None, help="dataset files (for datasets that need them)")
+    t.add_argument(
+        "--dataset-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dataset loader option KEY=VALUE, repeatable (e.g. source=test: MNIST from its t10k "
+        "files alone; image_size=16)",
+    )
+    t.add_argument("--trials", type=int, default=10)
+    t.add_argument("--epochs", type=int, default=5, help="epochs per trial (ASHA's max_t)")
+    t.add_argument(
+        "--objective", default="accuracy", help="accuracy (TPE) or accuracy,energy (NSGA-II)"
+    )
+    t.add_argument("--timesteps", default=None, help="comma-separated T choices to tune")
+    t.add_argument("--address", default=None, help="Ray cluster address (default: local Ray)")
+    t.add_argument("--cpus-per-trial", type=float, default=1)
+    t.add_argument("--gpus-per-trial", type=float, default=0)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--grace-period", type=int, default=1, help="ASHA: epochs before stopping")
+    t.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", default=None, help="run directory (default: runs/tune-<date>-<time>)")
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out (finished trials are kept, interrupted ones continue)",
+    )
+    t.add_argument("--quiet", action="store_true", help="no progress output")
+    t.add_argument(
+        "--ray-output", action="store_true", help="show Ray's own output (always in DIR/ray.log)"
+    )
+    t.set_defaults(func=_cmd_tune)
+
+
+def _int_list(option: str, text: str) -> list[int]:
+    """``2,4`` as ``[2, 4]``; one clear line for anything else."""
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise AutostError(
+            f"{option}: expected comma-separated integers such as 2,4, got {text!r}"
+        ) from None
+    if any(v < 1 for v in values):
+        raise AutostError(f"{option}: values must be >= 1, got {text!r}")
+    return values
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from autost.data import parse_options
+    from autost.pipeline import run
+
+    result = run(
+        args.space,
+        args.dataset,
+        out=args.out,
+        evaluator=args.evaluator,
+        strategy=args.strategy,
+        budget=args.budget,
+        top=args.top,
+        trials=args.trials,
+        tune_epochs=args.tune_epochs,
+        epochs=args.epochs,
+        address=args.address,
+        seed=args.seed,
+        skip=args.skip,
+        only=args.only,
+        root=args.root,
+        progress=not args.quiet,
+        dataset_options=parse_options(args.dataset_option),
+    )
+    print(
+        f"ran: {', '.join(result.ran) or 'nothing'}; already done or skipped: "
+        f"{', '.join(result.skipped) or 'nothing'}"
+    )
+    for line in result.summary():
+        print(line)
+    return 0
+
+
+def add_run(sub: Any) -> None:
+    """Register ``autost run`` on the subparsers ``sub``."""
+    r = sub.add_parser(
+        "run",
+        help="search, tune, train and export in one resumable command",
+        description="Training-free search, tuning of the top-K on Ray Tune, full training of "
+        "the winner and export of a bundle (config with provenance, weights, report, plots). "
+        "Finished stages are skipped when the command is run again with the same settings "
+        "(other settings into the same --out are refused); --only STAGE runs that stage again "
+        "even when it finished (--only export rewrites the bundle).",
+    )
+    r.add_argument("--space", required=True, help="search space name or TOML path")
+    r.add_argument("--dataset", default="digits")
+    r.add_argument("--root", default=None, help="dataset files (for datasets that need them)")
+    r.add_argument(
+        "--dataset-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dataset loader option KEY=VALUE, repeatable (e.g. source=test: MNIST from its t10k "
+        "files alone; image_size=16)",
+    )
+    r.add_argument("--out", default="runs/run", help="run directory (default: runs/run)")
+    r.add_argument("--evaluator", default="zero-cost")
+    r.add_argument("--strategy", default="evolution")
+    r.add_argument("--budget", type=int, default=200, help="search: candidates")
+    r.add_argument("--top", type=int, default=3, help="tune: finalists")
+    r.add_argument("--trials", type=int, default=6, help="tune: short trainings")
+    r.add_argument("--tune-epochs", type=int, default=3, help="tune: epochs per trial")
+    r.add_argument("--epochs", type=int, default=30, help="train: epochs for the winner")
+    r.add_argument("--address", default=None, help="Ray cluster for search scoring and tuning")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument(
+        "--skip", action="append", default=[], choices=["search", "tune", "train", "export"]
+    )
+    r.add_argument("--only", default=None, choices=["search", "tune", "train", "export"])
+    r.add_argument("--quiet", action="store_true", help="no progress output")
+    r.set_defaults(func=_cmd_run)
