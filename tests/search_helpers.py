@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import subprocess
 from pathlib import Path
+
+from testkit import run_cli
 
 SMALL_EVO = [
     "--population",
@@ -35,3 +38,12 @@ batch_size = 16
 [reference]
 size = 8
 """
+
+
+def flops_search(out: Path, budget: int, *extra: str) -> subprocess.CompletedProcess[str]:
+    """``autost search --space digits --evaluator flops --budget BUDGET --out OUT --quiet
+    EXTRA`` in a subprocess."""
+    return run_cli(
+        *["search", "--space", "digits", "--evaluator", "flops", "--budget", str(budget)],
+        *["--out", str(out), "--quiet", *extra],
+    )

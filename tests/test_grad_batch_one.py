@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import torch
+from testkit import BLOCK_CASES
 from torch import Tensor, nn
 
 import autost
@@ -24,24 +25,10 @@ from autost.models import resolve_config
 
 DTYPE = torch.float64
 
-# one case per stem, attention type, MLP, TIM and GAC: (preset, overrides)
+# the shared cases (testkit.BLOCK_CASES) and those of this module: (preset, overrides)
 CASES: dict[str, tuple[str, dict[str, Any]]] = {
-    "sps-ssa": ("spikformer-4-384-cifar10", {}),
-    "sps-tim": ("spikformer-4-384-cifar10", {"tim": True}),
-    "sps-semm-emsp": ("spikformer-4-384-cifar10", {"attention": "semm", "mlp": "emsp"}),
-    "sps-membrane-sdsa": ("sdt-2-512-cifar10", {}),
+    **BLOCK_CASES,
     "sps-membrane-imagenet": ("sdt-8-512-imagenet", {"depth": 2}),
-    "qk-cifar": ("qkformer-4-384-cifar10", {}),
-    "qk-cifar-channel": (
-        "qkformer-4-384-cifar10",
-        {"attention": ("qk-channel", "qk-channel", "ssa", "ssa")},
-    ),
-    "qk-imagenet": (
-        "qkformer-10-384-imagenet",
-        {"depth": 3, "stages": (1, 1, 1), "attention": ("qk-token", "qk-token", "ssa")},
-    ),
-    "qk-dvs": ("qkformer-2-256-dvsgesture", {}),
-    "gac": ("spikformer-4-384-cifar10", {"coding": "gac"}),
 }
 
 

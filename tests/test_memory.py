@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import torch
-from testkit import DIGITS_ARCH
+from testkit import BLOCK_CASES, DIGITS_ARCH
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -26,30 +26,16 @@ from autost.cli import build_parser
 from autost.models import SpikingTransformer, resolve_config
 from autost.training import TrainSettings, train
 
-# one case per stem, attention type, MLP, TIM and GAC: (preset, overrides)
+# the shared cases (testkit.BLOCK_CASES) and those of this module: (preset, overrides)
 CASES: dict[str, tuple[str, dict[str, Any]]] = {
-    "sps-ssa": ("spikformer-4-384-cifar10", {}),  # 4 tokens: (Q K^T) V
+    **BLOCK_CASES,  # sps-ssa at 4 tokens: (Q K^T) V
     "sps-ssa-kv-first": ("spikformer-4-384-cifar10", {"image_size": 20}),  # 25: Q (K^T V)
-    "sps-tim": ("spikformer-4-384-cifar10", {"tim": True}),
-    "sps-semm-emsp": ("spikformer-4-384-cifar10", {"attention": "semm", "mlp": "emsp"}),
     "sps-semm-kv-first": ("spikformer-4-384-cifar10", {"attention": "semm", "image_size": 20}),
-    "sps-membrane-sdsa": ("sdt-2-512-cifar10", {}),
     "sps-membrane-sdsa-dvs": ("sdt-2-256-cifar10dvs", {"sdsa_dvs_pool": True}),
     "sps-sdsa-membrane-shortcut": (
         "spikformer-4-384-cifar10",
         {"attention": "sdsa", "shortcut": "membrane", "mlp_ratios": 1},  # inner residual MLP
     ),
-    "qk-cifar": ("qkformer-4-384-cifar10", {}),
-    "qk-cifar-channel": (
-        "qkformer-4-384-cifar10",
-        {"attention": ("qk-channel", "qk-channel", "ssa", "ssa")},
-    ),
-    "qk-imagenet": (
-        "qkformer-10-384-imagenet",
-        {"depth": 3, "stages": (1, 1, 1), "attention": ("qk-token", "qk-token", "ssa")},
-    ),
-    "qk-dvs": ("qkformer-2-256-dvsgesture", {}),
-    "gac": ("spikformer-4-384-cifar10", {"coding": "gac"}),
     "gac-qk": ("qkformer-4-384-cifar10", {"coding": "gac"}),
 }
 

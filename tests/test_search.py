@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from search_helpers import RECIPE, SMALL_EVO, leaderboard
+from search_helpers import RECIPE, SMALL_EVO, flops_search, leaderboard
 from testkit import run_cli
 
 import autost
@@ -72,20 +72,7 @@ def test_export_rebuilds_exactly(tmp_path: Path) -> None:
 
 
 def test_cli_search_table_and_exit_code(tmp_path: Path) -> None:
-    result = run_cli(
-        "search",
-        "--space",
-        "digits",
-        "--evaluator",
-        "flops",
-        "--budget",
-        "6",
-        "--strategy",
-        "random",
-        "--out",
-        str(tmp_path / "r"),
-        "--quiet",
-    )
+    result = flops_search(tmp_path / "r", 6, "--strategy", "random")
     assert result.returncode == 0, result.stderr
     assert "best config" in result.stdout and "score" in result.stdout
 
@@ -101,19 +88,7 @@ def test_cli_search_table_and_exit_code(tmp_path: Path) -> None:
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, extra: list[str], message: str) -> None:
-    result = run_cli(
-        "search",
-        "--space",
-        "digits",
-        "--evaluator",
-        "flops",
-        "--budget",
-        "3",
-        "--out",
-        str(tmp_path / "x"),
-        "--quiet",
-        *extra,
-    )
+    result = flops_search(tmp_path / "x", 3, *extra)
     assert result.returncode == 2
     assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from search_helpers import RECIPE, SMALL_EVO, leaderboard
+from search_helpers import RECIPE, SMALL_EVO, flops_search, leaderboard
 from testkit import ROOT, run_cli
 
 import autost
@@ -88,20 +88,7 @@ def test_existing_run_is_never_overwritten(tmp_path: Path) -> None:
     out = tmp_path / "run"
     search("digits", "flops", strategy="random", budget=4, out=out, progress=False)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    result = run_cli(
-        "search",
-        "--space",
-        "digits",
-        "--evaluator",
-        "flops",
-        "--budget",
-        "4",
-        "--strategy",
-        "random",
-        "--out",
-        str(out),
-        "--quiet",
-    )
+    result = flops_search(out, 4, "--strategy", "random")
     assert result.returncode == 2 and "--resume" in result.stderr
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
@@ -111,21 +98,7 @@ def test_corrupt_study_is_one_line_exit_2(tmp_path: Path) -> None:
     search("digits", "flops", strategy="random", budget=3, out=out, progress=False)
     (out / "study.db").write_bytes(b"this is not a database" * 100)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    result = run_cli(
-        "search",
-        "--space",
-        "digits",
-        "--evaluator",
-        "flops",
-        "--budget",
-        "6",
-        "--strategy",
-        "random",
-        "--out",
-        str(out),
-        "--resume",
-        "--quiet",
-    )
+    result = flops_search(out, 6, "--strategy", "random", "--resume")
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "study" in result.stderr
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

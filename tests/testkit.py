@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import autost
 
@@ -41,3 +42,24 @@ def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str
         timeout=timeout,
         env=cli_env(),
     )
+
+
+#: One model per stem, attention type, MLP, TIM and GAC, shrunk by each test module: (preset,
+#: overrides); the gradient and memory tests add their own cases.
+BLOCK_CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "sps-ssa": ("spikformer-4-384-cifar10", {}),
+    "sps-tim": ("spikformer-4-384-cifar10", {"tim": True}),
+    "sps-semm-emsp": ("spikformer-4-384-cifar10", {"attention": "semm", "mlp": "emsp"}),
+    "sps-membrane-sdsa": ("sdt-2-512-cifar10", {}),
+    "qk-cifar": ("qkformer-4-384-cifar10", {}),
+    "qk-cifar-channel": (
+        "qkformer-4-384-cifar10",
+        {"attention": ("qk-channel", "qk-channel", "ssa", "ssa")},
+    ),
+    "qk-imagenet": (
+        "qkformer-10-384-imagenet",
+        {"depth": 3, "stages": (1, 1, 1), "attention": ("qk-token", "qk-token", "ssa")},
+    ),
+    "qk-dvs": ("qkformer-2-256-dvsgesture", {}),
+    "gac": ("spikformer-4-384-cifar10", {"coding": "gac"}),
+}
