@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from autost import hub
 from autost.blocks.attention import ATTENTIONS
 from autost.blocks.coding import CODINGS
 from autost.blocks.common import spiking_neuron
@@ -180,7 +181,7 @@ def resolve_config(spec: Any, **overrides: Any) -> ArchConfig:
             raise AssertionError("unreachable")
         elif not path.exists():
             raise AutostError(f"no such file or folder: {text}")
-        elif _is_bundle(path):
+        elif hub.is_bundle(path):
             cfg = _config_file(path / "config.json")
         elif path.is_dir():
             if not (path / "best.json").is_file():
@@ -208,19 +209,11 @@ def create_model(spec: Any, **overrides: Any) -> SpikingTransformer:
     before, loaded with ``weights_only=True``) or ``hf://owner/name`` (a bundle on the
     Hugging Face Hub) gives the model with its trained weights.
     """
-    from autost import hub
-
     if isinstance(spec, str) and spec.startswith(hub.HUB_PREFIX):
         return SpikingTransformer.from_pretrained(spec, **overrides)
     if isinstance(spec, (str, os.PathLike)) and hub.is_bundle(spec):
         return hub.load_bundle(spec, **overrides)[0]
     return SpikingTransformer(resolve_config(spec, **overrides))
-
-
-def _is_bundle(path: Path) -> bool:
-    from autost.hub import is_bundle
-
-    return is_bundle(path)
 
 
 def list_models(pattern: str = "*") -> list[str]:
