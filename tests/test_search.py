@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from search_helpers import RECIPE, SMALL_EVO, flops_search, leaderboard
-from testkit import run_cli
+from testkit import cli_in_process, run_cli
 
 import autost
 from autost.search import EvolutionSettings, export, load_run, search
@@ -93,18 +93,24 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, extra: list[str], message:
     assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
 
 
-def test_bad_files_are_one_line_exit_2(tmp_path: Path) -> None:
+def test_bad_files_are_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     space = tmp_path / "space.toml"
     space.write_text("[dimensions.depth\n")
-    result = run_cli("search", "--space", str(space), "--out", str(tmp_path / "a"), "--quiet")
-    assert result.returncode == 2 and "malformed TOML" in result.stderr
+    code, err = cli_in_process(
+        capsys, "search", "--space", str(space), "--out", str(tmp_path / "a"), "--quiet"
+    )
+    assert code == 2 and "malformed TOML" in err
     space.write_text("[dimensions.depth]\nchoices = []\n")
-    result = run_cli("search", "--space", str(space), "--out", str(tmp_path / "b"), "--quiet")
-    assert result.returncode == 2 and "non-empty" in result.stderr
+    code, err = cli_in_process(
+        capsys, "search", "--space", str(space), "--out", str(tmp_path / "b"), "--quiet"
+    )
+    assert code == 2 and "non-empty" in err
     recipe = tmp_path / "recipe.toml"
     recipe.write_text("[proxies]\nnot_a_proxy = 1.0\n")
-    result = run_cli("search", "--evaluator", str(recipe), "--out", str(tmp_path / "c"), "--quiet")
-    assert result.returncode == 2 and "not_a_proxy" in result.stderr
+    code, err = cli_in_process(
+        capsys, "search", "--evaluator", str(recipe), "--out", str(tmp_path / "c"), "--quiet"
+    )
+    assert code == 2 and "not_a_proxy" in err
 
 
 def test_two_worker_processes_give_the_same_leaderboard(tmp_path: Path) -> None:

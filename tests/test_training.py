@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import torch
-from testkit import DIGITS_ARCH, ROOT, run_cli
+from testkit import DIGITS_ARCH, ROOT, cli_in_process, run_cli
 
 import autost
 from autost.space import SearchSpace
@@ -158,12 +158,16 @@ def test_augmentation_is_seeded_and_moves_frames_together() -> None:
         (["--epochs", "0"], "epochs"),
     ],
 )
-def test_bad_input_is_one_line_exit_2(tmp_path: Path, extra: list[str], message: str) -> None:
+def test_bad_input_is_one_line_exit_2(
+    tmp_path: Path, extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = tmp_path / "arch.json"
     TINY.to_json(config)
-    result = run_cli("train", str(config), "--out", str(tmp_path / "x"), "--quiet", *extra)
-    assert result.returncode == 2, result.stderr
-    assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    code, err = cli_in_process(
+        capsys, "train", str(config), "--out", str(tmp_path / "x"), "--quiet", *extra
+    )
+    assert code == 2, err
+    assert message in err and err.count("\n") == 1, err
 
 
 def test_existing_run_is_never_overwritten(tmp_path: Path) -> None:

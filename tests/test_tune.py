@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from testkit import DIGITS_ARCH, ROOT, cli_env, run_cli
+from testkit import DIGITS_ARCH, ROOT, cli_env, cli_in_process, run_cli
 
 import autost
 
@@ -23,19 +23,6 @@ BAD = GOOD.replace(num_classes=11)  # digits has 10 classes: the trainer raises 
 
 def run_tune(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     return run_cli("tune", "--quiet", *args, timeout=timeout)
-
-
-def tune_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    """``autost tune --quiet ARGS`` in this process (for input refused before Ray starts):
-    its exit status and what it printed on stderr."""
-    from autost.cli import main
-
-    capsys.readouterr()
-    try:
-        code = main(["tune", "--quiet", *args])
-    except SystemExit as exc:  # argparse's usage errors
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().err
 
 
 def rows(path: Path) -> list[dict[str, str]]:
@@ -293,7 +280,9 @@ def test_resume_refuses_a_damaged_record_and_changes_nothing(
     else:
         record.write_text("[1, 2]")
     before = _snapshot(out)
-    code, err = tune_in_process(capsys, *_resume_args(finished_run), "--out", str(out), "--resume")
+    code, err = cli_in_process(
+        capsys, "tune", "--quiet", *_resume_args(finished_run), "--out", str(out), "--resume"
+    )
     assert code == 2, err
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert "nothing was changed" in err
@@ -465,7 +454,9 @@ def test_bad_tune_input_is_one_line_and_writes_nothing(
     args = [str(target) if a == "FILE" else a for a in args]
     if "--out" not in args:
         args += ["--out", str(tmp_path / "never")]
-    code, err = tune_in_process(capsys, "--space", "digits", "--trials", "1", *args)
+    code, err = cli_in_process(
+        capsys, "tune", "--quiet", "--space", "digits", "--trials", "1", *args
+    )
     assert code == 2
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert says in err

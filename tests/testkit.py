@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import autost
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +32,19 @@ DIGITS_ARCH = autost.ArchConfig(
 def cli_env() -> dict[str, str]:
     """The environment of a CLI subprocess: the eager LIF op (reproducible), no Ray auth."""
     return {**os.environ, "AUTOST_LIF_BACKEND": "eager", "RAY_AUTH_MODE": "disabled"}
+
+
+def cli_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """``autost ARGS`` in this process (for input refused before any work starts): its exit
+    status and what it printed on stderr."""
+    from autost.cli import main
+
+    capsys.readouterr()
+    try:
+        code = main(list(args))
+    except SystemExit as exc:  # argparse's usage errors
+        code = int(exc.code or 0)
+    return code, capsys.readouterr().err
 
 
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
