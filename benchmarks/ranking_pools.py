@@ -192,9 +192,13 @@ def train_one(
     """One training with the fixed recipe; its validation accuracy and the device it ran on."""
     spec = DATASETS[dataset]
     root = settings["mnist_root"] if dataset == "mnist" else None
+    size, options = spec["image_size"], spec["options"]
+    if dataset == "mnist" and settings.get("mnist_size"):  # mnist_size.py's other input sizes
+        size = settings["mnist_size"]
+        options = {**options, "image_size": size}
     with tempfile.TemporaryDirectory() as work:
         result = autost.train(
-            cfg.replace(image_size=spec["image_size"]),
+            cfg.replace(image_size=size),
             dataset,
             out=Path(work) / "run",
             epochs=settings["epochs"],
@@ -204,7 +208,7 @@ def train_one(
             amp="off",
             device=settings["device"],
             root=root,
-            dataset_options=spec["options"],
+            dataset_options=options,
             progress=False,
             limit_train_batches=settings.get("limit_train_batches", 0),
         )
