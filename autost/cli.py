@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from autost.cli_train import add_run, add_train, add_tune
+from autost.cli_train import add_dataset_args, add_run, add_train, add_tune
 from autost.errors import AutostError
 
 
@@ -241,16 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="analytic constraint, e.g. 'params<=12e6' (repeatable)",
     )
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--dataset", default=None, help="dataset for data proxies (recipe's default)")
-    s.add_argument("--root", default=None, help="dataset files (for datasets that need them)")
-    s.add_argument(
-        "--dataset-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="dataset loader option KEY=VALUE, repeatable (e.g. source=test: MNIST from its t10k "
-        "files alone; image_size=16)",
-    )
+    add_dataset_args(s, None, "dataset for data proxies (recipe's default)")
     s.add_argument("--out", default=None, help="run directory (default: runs/search-<date>-<time>)")
     s.add_argument("--resume", action="store_true", help="continue the run in --out")
     s.add_argument("--workers", type=int, default=1, help="local scoring processes")

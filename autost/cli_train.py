@@ -13,6 +13,23 @@ from typing import Any
 from autost.errors import AutostError
 
 
+def add_dataset_args(
+    parser: argparse.ArgumentParser, default: str | None = "digits", help: str | None = None
+) -> None:
+    """The dataset arguments every command that loads data takes: ``--dataset``, ``--root``
+    and the repeatable ``--dataset-option KEY=VALUE``."""
+    parser.add_argument("--dataset", default=default, help=help)
+    parser.add_argument("--root", default=None, help="dataset files (for datasets that need them)")
+    parser.add_argument(
+        "--dataset-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dataset loader option KEY=VALUE, repeatable (e.g. source=test: MNIST from its t10k "
+        "files alone; image_size=16)",
+    )
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from autost.data import parse_options
     from autost.training import TrainSettings, train
@@ -66,16 +83,7 @@ def add_train(sub: Any) -> None:
         "epoch; --resume continues.",
     )
     t.add_argument("config", help="preset name, config JSON, best.json or search run directory")
-    t.add_argument("--dataset", default="digits")
-    t.add_argument("--root", default=None, help="dataset files (for datasets that need them)")
-    t.add_argument(
-        "--dataset-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="dataset loader option KEY=VALUE, repeatable (e.g. source=test: MNIST from its t10k "
-        "files alone; image_size=16)",
-    )
+    add_dataset_args(t)
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--lr", type=float, default=None)
@@ -157,16 +165,7 @@ def add_tune(sub: Any) -> None:
     t.add_argument("--space", default=None, help="search space name or TOML path")
     t.add_argument("--from", dest="from_dir", default=None, help="search run dir or config folder")
     t.add_argument("--top", type=int, default=5, help="finalists taken from --from")
-    t.add_argument("--dataset", default="digits")
-    t.add_argument("--root", default=None, help="dataset files (for datasets that need them)")
-    t.add_argument(
-        "--dataset-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="dataset loader option KEY=VALUE, repeatable (e.g. source=test: MNIST from its t10k "
-        "files alone; image_size=16)",
-    )
+    add_dataset_args(t)
     t.add_argument("--trials", type=int, default=10)
     t.add_argument("--epochs", type=int, default=5, help="epochs per trial (ASHA's max_t)")
     t.add_argument(
@@ -250,16 +249,7 @@ def add_run(sub: Any) -> None:
         "even when it finished (--only export rewrites the bundle).",
     )
     r.add_argument("--space", required=True, help="search space name or TOML path")
-    r.add_argument("--dataset", default="digits")
-    r.add_argument("--root", default=None, help="dataset files (for datasets that need them)")
-    r.add_argument(
-        "--dataset-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="dataset loader option KEY=VALUE, repeatable (e.g. source=test: MNIST from its t10k "
-        "files alone; image_size=16)",
-    )
+    add_dataset_args(r)
     r.add_argument("--out", default="runs/run", help="run directory (default: runs/run)")
     r.add_argument("--evaluator", default="zero-cost")
     r.add_argument("--strategy", default="evolution")
