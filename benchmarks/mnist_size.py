@@ -47,6 +47,7 @@ def main() -> None:
     path = out / f"mnist_size_{args.pool}_{args.size}.csv"
     settings = {"epochs": args.epochs, "device": "cpu", "mnist_root": args.mnist_root}
     settings["mnist_size"] = args.size
+    settings["lif_backend"] = os.environ["AUTOST_LIF_BACKEND"]  # as its 28x28 table was trained
     if args.report_only:
         larger = trained(path, args.epochs)
     else:

@@ -239,7 +239,10 @@ def main() -> None:
         args.n, args.epochs, args.datasets, args.reference = 4, 1, "digits", 8
         args.pool_n, args.band_datasets, args.resamples = 4, "digits", 100
         args.pools = args.pools or f"open,{next(iter(BAND_POOLS))}"
-    os.environ.setdefault("AUTOST_LIF_BACKEND", "eager")  # compiling per new shape never pays
+    # The proxies score one batch per candidate: compiling the LIF kernel would not pay there.
+    # Trainings use their dataset's kernel (ranking_pools.DATASETS) unless this is set.
+    lif_backend = os.environ.get("AUTOST_LIF_BACKEND")
+    os.environ.setdefault("AUTOST_LIF_BACKEND", "eager")
     datasets = [d for d in args.datasets.split(",") if d]
     band_datasets = [d for d in args.band_datasets.split(",") if d]
     noise_names = [d for d in args.noise_datasets.split(",") if d]
@@ -255,6 +258,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     train = not (args.score_only or args.no_train)
     settings = {"epochs": args.epochs, "device": args.device, "mnist_root": args.mnist_root}
+    settings["lif_backend"] = lif_backend
     settings["limit_train_batches"] = TINY_BATCHES if args.tiny else 0
     seeds = list(range(args.pool_seeds))
 

@@ -18,12 +18,22 @@ import torch
 
 import autost
 from autost.io import atomic_write_text
+from autost.neurons.backend import BACKEND_ENV
 from autost.space import SearchSpace
 
 MNIST_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+#: Per dataset: the loader's options, the input size, and the LIF kernel its trainings use
+#: unless ``$AUTOST_LIF_BACKEND`` was set. A digits training (about 7 s) would not repay
+#: compiling the kernel; an MNIST one (1,100 steps at 16x16) does: ``auto`` compiles it once
+#: per worker and timestep count (about 4 s), then steps in 0.81-0.97x the eager kernel's time
+#: (median 0.90 over 12 band architectures: ``benchmarks/train_step.py``).
 DATASETS: dict[str, dict[str, Any]] = {
-    "digits": {"options": {}, "image_size": 8},
-    "mnist": {"options": {"source": "test", "image_size": 16}, "image_size": 16},
+    "digits": {"options": {}, "image_size": 8, "lif_backend": "eager"},
+    "mnist": {
+        "options": {"source": "test", "image_size": 16},
+        "image_size": 16,
+        "lif_backend": "auto",
+    },
 }
 OPEN_POOL_SEED = 2026
 #: Budget-band pools: architectures of the ``digits`` space whose analytic ``budget`` (at the
@@ -196,22 +206,31 @@ def train_one(
     if dataset == "mnist" and settings.get("mnist_size"):  # mnist_size.py's other input sizes
         size = settings["mnist_size"]
         options = {**options, "image_size": size}
-    with tempfile.TemporaryDirectory() as work:
-        result = autost.train(
-            cfg.replace(image_size=size),
-            dataset,
-            out=Path(work) / "run",
-            epochs=settings["epochs"],
-            lr=5e-3,
-            batch_size=64,
-            seed=seed,
-            amp="off",
-            device=settings["device"],
-            root=root,
-            dataset_options=options,
-            progress=False,
-            limit_train_batches=settings.get("limit_train_batches", 0),
-        )
-        device = json.loads((Path(work) / "run" / "train.json").read_text())["device"]
+    backend = settings.get("lif_backend") or spec["lif_backend"]
+    previous = os.environ.get(BACKEND_ENV)
+    os.environ[BACKEND_ENV] = backend
+    try:
+        with tempfile.TemporaryDirectory() as work:
+            result = autost.train(
+                cfg.replace(image_size=size),
+                dataset,
+                out=Path(work) / "run",
+                epochs=settings["epochs"],
+                lr=5e-3,
+                batch_size=64,
+                seed=seed,
+                amp="off",
+                device=settings["device"],
+                root=root,
+                dataset_options=options,
+                progress=False,
+                limit_train_batches=settings.get("limit_train_batches", 0),
+            )
+            device = json.loads((Path(work) / "run" / "train.json").read_text())["device"]
+    finally:
+        if previous is None:
+            os.environ.pop(BACKEND_ENV, None)
+        else:
+            os.environ[BACKEND_ENV] = previous
     acc = float(result.final["val_acc"]) if result.status == "completed" else 0.0
     return acc, device
