@@ -38,9 +38,12 @@ from autost.config import ArchConfig
 from autost.errors import AutostError
 from autost.io import atomic_write_text
 from autost.tune_record import REPORTED, STUDY_NAME, TrialRecord, public_params
+from autost.workdir import private_workdir, sweep
 
 OBJECTIVES = {"accuracy": ("val_acc",), "accuracy,energy": ("val_acc", "energy_mj")}
 EXPERIMENT = "tune"
+#: The prefix of a trial's private working folder in its node's temp dir.
+TRIAL_PREFIX = "autost-trial-"
 RUN_FILES = ("checkpoint.pt", "weights.pt", "train.json", "config.json", "metrics.jsonl")
 # settings a resumed run must share with the run it continues
 RESUME_KEYS = (
@@ -123,44 +126,43 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
             "weight_decay": float(params["weight_decay"]),
         }
     )
-    # a private working folder: Ray reuses trial processes, and the trial's record is the
-    # checkpoint it reports (all run files), which Ray keeps under out/tune/session-K/<trial>/
-    run_dir = Path(tempfile.mkdtemp(prefix="autost-trial-")) / "run"
-    checkpoint = ray.tune.get_checkpoint()
-    resume_from = params.get("_resume_from")
-    if checkpoint is not None:  # a retry of this trial: continue from its last checkpoint
-        with checkpoint.as_directory() as folder:
-            shutil.copytree(folder, run_dir)
-    elif resume_from:  # a trial a crash interrupted, queued again by a resume
-        shutil.copytree(resume_from, run_dir)
-    resuming = (run_dir / "train.json").exists()
-    reports = 0
+    # A private working folder (Ray reuses trial processes), removed by the next trial on this
+    # node if Ray ends this one without unwinding it; the trial's record is the checkpoint it
+    # reports (all run files), which Ray keeps under out/tune/session-K/<trial>/.
+    with private_workdir(TRIAL_PREFIX) as work:
+        run_dir = work / "run"
+        checkpoint = ray.tune.get_checkpoint()
+        resume_from = params.get("_resume_from")
+        if checkpoint is not None:  # a retry of this trial: continue from its last checkpoint
+            with checkpoint.as_directory() as folder:
+                shutil.copytree(folder, run_dir)
+        elif resume_from:  # a trial a crash interrupted, queued again by a resume
+            shutil.copytree(resume_from, run_dir)
+        resuming = (run_dir / "train.json").exists()
+        reports = 0
 
-    def report(metrics: dict[str, Any], path: Path | None) -> None:
-        nonlocal reports
-        scalars = {k: float(metrics[k]) for k in REPORTED if k in metrics}
-        with tempfile.TemporaryDirectory() as tmp:
-            for name in RUN_FILES:
-                if (run_dir / name).exists():
-                    shutil.copy2(run_dir / name, Path(tmp) / name)
-            ray.tune.report(scalars, checkpoint=ray.tune.Checkpoint.from_directory(tmp))
-        reports += 1
+        def report(metrics: dict[str, Any], path: Path | None) -> None:
+            nonlocal reports
+            scalars = {k: float(metrics[k]) for k in REPORTED if k in metrics}
+            with tempfile.TemporaryDirectory(dir=work) as tmp:
+                for name in RUN_FILES:
+                    if (run_dir / name).exists():
+                        shutil.copy2(run_dir / name, Path(tmp) / name)
+                ray.tune.report(scalars, checkpoint=ray.tune.Checkpoint.from_directory(tmp))
+            reports += 1
 
-    trainer = Trainer(
-        arch,
-        setup["dataset"],
-        settings,
-        run_dir,
-        root=setup["root"],
-        progress=False,
-        distributed=Distributed(0, 1, resolve_device(settings.device), report),
-    )
-    try:
+        trainer = Trainer(
+            arch,
+            setup["dataset"],
+            settings,
+            run_dir,
+            root=setup["root"],
+            progress=False,
+            distributed=Distributed(0, 1, resolve_device(settings.device), report),
+        )
         result = trainer.fit(resume=resuming)
         if result.status == "completed" and reports == 0 and result.metrics:
             report(result.final, None)  # its last epoch had run before the crash
-    finally:
-        shutil.rmtree(run_dir.parent, ignore_errors=True)
     if result.status != "completed":
         raise AutostError(result.failure)
 
@@ -354,6 +356,7 @@ def tune(
         ):
             requeue(study, interrupted)
             _run(setup, record, define, study, out, remaining, progress and not ray_output)
+        sweep(TRIAL_PREFIX)  # this node's folders of the trials Ray ended without unwinding
         finished, _ = read_trials(study, architecture, out / "study.db")
     return _collect(finished, out, OBJECTIVES[objective], resumed=trials - remaining)
 

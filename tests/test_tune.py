@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import pytest
 from testkit import DIGITS_ARCH, ROOT, cli_env, cli_in_process, run_cli
 
 import autost
+from autost.tune import TRIAL_PREFIX
+from autost.workdir import sweep
 
 GOOD = DIGITS_ARCH.replace(embed_dim=32)
 BAD = GOOD.replace(num_classes=11)  # digits has 10 classes: the trainer raises in the trial
@@ -30,6 +33,21 @@ def rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+def _trial_folders() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob(f"{TRIAL_PREFIX}*"))
+
+
+def _assert_no_trial_folders_left(before: set[Path]) -> None:
+    """No trial working folder made since ``before`` is left once its process is gone (Ray
+    may end trial processes just after the run: a sweep, as the next trial's, then finds
+    them)."""
+    deadline = time.monotonic() + 60
+    while (left := _trial_folders() - before) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        sweep(TRIAL_PREFIX)
+    assert not left, f"trial folders left in the temp dir: {sorted(left)}"
+
+
 def finalists(folder: Path, *configs: autost.ArchConfig) -> Path:
     folder.mkdir()
     for i, cfg in enumerate(configs):
@@ -40,11 +58,14 @@ def finalists(folder: Path, *configs: autost.ArchConfig) -> Path:
 @pytest.mark.slow
 def test_local_ray_with_asha_stopping_trials_early(tmp_path: Path) -> None:
     out = tmp_path / "t"
+    before = _trial_folders()
     result = run_tune(
         *["--space", "digits", "--dataset", "digits", "--trials", "8", "--epochs", "4"],
         *["--out", str(out)],
     )
     assert result.returncode == 0, result.stderr
+    # the trials ASHA stopped leave no working folder behind
+    _assert_no_trial_folders_left(before)
     trials = rows(out / "trials.csv")
     assert len(trials) == 8
     statuses = [t["status"] for t in trials]
@@ -328,6 +349,7 @@ def test_killed_driver_resumes_losing_and_repeating_nothing(tmp_path: Path) -> N
     out = tmp_path / "r"
     args = ["--from", str(folder), *RESUME_ARGS, "--out", str(out)]
     marker = tmp_path / "PWNED"
+    before = _trial_folders()
     done: dict[int, tuple[str, str, str]] = {}
     cut_short: dict[int, str] = {}  # killed after the last record, before being told
     for i, kill in enumerate(KILL_CHAIN):
@@ -355,6 +377,8 @@ def test_killed_driver_resumes_losing_and_repeating_nothing(tmp_path: Path) -> N
     # the trial cut short after its last epoch continued from its final checkpoint: its
     # re-run reports exactly the metrics it had reached, without training again
     assert set(cut_short.values()) <= {v[2] for v in after.values()}
+    # the trials killed with their drivers left their working folders; the resumes swept them
+    _assert_no_trial_folders_left(before)
 
 
 @pytest.mark.slow
@@ -362,6 +386,7 @@ def test_worker_node_killed_mid_experiment_every_trial_still_finishes(tmp_path: 
     from ray_cluster import LocalRayCluster
 
     cluster = LocalRayCluster(head_cpus=1)
+    before = _trial_folders()
     try:
         worker = cluster.add_worker(num_cpus=1)
         out = tmp_path / "c"
@@ -393,6 +418,7 @@ def test_worker_node_killed_mid_experiment_every_trial_still_finishes(tmp_path: 
     finally:
         cluster.stop()
     assert cluster.our_processes() == []
+    _assert_no_trial_folders_left(before)  # the dead node's trial folder too (same temp dir)
 
 
 def _is_trial(proc: psutil.Process) -> bool:

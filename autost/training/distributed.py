@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,10 @@ from autost.errors import AutostError
 from autost.training import checkpoint as ckpt
 from autost.training.loop import Distributed, Trainer, TrainResult
 from autost.training.settings import TrainSettings
+from autost.workdir import private_workdir, sweep
+
+#: The prefix of a worker's folder for the checkpoint it reports, in its node's temp dir.
+STAGING_PREFIX = "autost-report-"
 
 
 def _worker(args: dict[str, Any]) -> None:
@@ -34,9 +37,10 @@ def _worker(args: dict[str, Any]) -> None:
         if path is None:
             ray.train.report(scalars)
             return
-        with tempfile.TemporaryDirectory() as tmp:
+        # Staged in a private folder: Ray may end this process while it waits in report.
+        with private_workdir(STAGING_PREFIX) as tmp:
             for name in (ckpt.CHECKPOINT, ckpt.WEIGHTS):
-                shutil.copy2(path.parent / name, Path(tmp) / name)
+                shutil.copy2(path.parent / name, tmp / name)
             ray.train.report(scalars, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
     trainer = Trainer(
@@ -114,6 +118,8 @@ def train_distributed(
             raise AutostError(
                 f"distributed training failed: {type(cause).__name__}: {cause}"
             ) from exc
+        finally:
+            sweep(STAGING_PREFIX)  # what workers Ray ended mid-report left on this node
     return load_result(out)
 
 
