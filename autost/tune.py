@@ -44,6 +44,8 @@ OBJECTIVES = {"accuracy": ("val_acc",), "accuracy,energy": ("val_acc", "energy_m
 EXPERIMENT = "tune"
 #: The prefix of a trial's private working folder in its node's temp dir.
 TRIAL_PREFIX = "autost-trial-"
+#: Seconds a run that stopped its local Ray waits for the trial processes to exit, sweeping.
+SWEEP_WAIT = 10.0
 RUN_FILES = ("checkpoint.pt", "weights.pt", "train.json", "config.json", "metrics.jsonl")
 # settings a resumed run must share with the run it continues
 RESUME_KEYS = (
@@ -349,14 +351,18 @@ def tune(
         import ray
 
         starts_ray = address is None and not ray.is_initialized()
-        with (
-            ray_log(out / "ray.log", echo=ray_output),
-            ray_session(address),
-            local_ray_record(out, started_here=starts_ray),
-        ):
-            requeue(study, interrupted)
-            _run(setup, record, define, study, out, remaining, progress and not ray_output)
-        sweep(TRIAL_PREFIX)  # this node's folders of the trials Ray ended without unwinding
+        try:
+            with (
+                ray_log(out / "ray.log", echo=ray_output),
+                ray_session(address),
+                local_ray_record(out, started_here=starts_ray),
+            ):
+                requeue(study, interrupted)
+                _run(setup, record, define, study, out, remaining, progress and not ray_output)
+        finally:
+            # This node's folders of the trials Ray ended without unwinding; the trial
+            # processes of a local Ray may take a few seconds to exit after its shutdown.
+            sweep(TRIAL_PREFIX, wait=SWEEP_WAIT if starts_ray else 0.0)
         finished, _ = read_trials(study, architecture, out / "study.db")
     return _collect(finished, out, OBJECTIVES[objective], resumed=trials - remaining)
 

@@ -37,15 +37,24 @@ def _trial_folders() -> set[Path]:
     return set(Path(tempfile.gettempdir()).glob(f"{TRIAL_PREFIX}*"))
 
 
-def _assert_no_trial_folders_left(before: set[Path]) -> None:
-    """No trial working folder made since ``before`` is left once its process is gone (Ray
-    may end trial processes just after the run: a sweep, as the next trial's, then finds
-    them)."""
+def _private_tmpdir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A temp dir of the test's own for the CLI subprocesses and their local Ray's trials
+    (Ray's session files stay where they were: socket paths must stay short)."""
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    monkeypatch.setenv("RAY_TMPDIR", os.environ.get("RAY_TMPDIR", tempfile.gettempdir()))
+    monkeypatch.setenv("TMPDIR", str(tmpdir))
+    return tmpdir
+
+
+def _sweepable(before: set[Path]) -> set[Path]:
+    """The trial folders made since ``before`` that a sweep (as the next trial's) does not
+    remove within 60 s: those of live processes, or not locked at all."""
     deadline = time.monotonic() + 60
-    while (left := _trial_folders() - before) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    while _trial_folders() - before and time.monotonic() < deadline:
         sweep(TRIAL_PREFIX)
-    assert not left, f"trial folders left in the temp dir: {sorted(left)}"
+        time.sleep(0.5)
+    return _trial_folders() - before
 
 
 def finalists(folder: Path, *configs: autost.ArchConfig) -> Path:
@@ -56,16 +65,17 @@ def finalists(folder: Path, *configs: autost.ArchConfig) -> Path:
 
 
 @pytest.mark.slow
-def test_local_ray_with_asha_stopping_trials_early(tmp_path: Path) -> None:
+def test_local_ray_with_asha_stopping_trials_early(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "t"
-    before = _trial_folders()
+    tmpdir = _private_tmpdir(monkeypatch, tmp_path)
     result = run_tune(
         *["--space", "digits", "--dataset", "digits", "--trials", "8", "--epochs", "4"],
         *["--out", str(out)],
     )
     assert result.returncode == 0, result.stderr
-    # the trials ASHA stopped leave no working folder behind
-    _assert_no_trial_folders_left(before)
+    assert not list(tmpdir.glob(f"{TRIAL_PREFIX}*"))  # none left by the trials ASHA stopped
     trials = rows(out / "trials.csv")
     assert len(trials) == 8
     statuses = [t["status"] for t in trials]
@@ -344,12 +354,14 @@ KILL_CHAIN = [
 
 
 @pytest.mark.slow
-def test_killed_driver_resumes_losing_and_repeating_nothing(tmp_path: Path) -> None:
+def test_killed_driver_resumes_losing_and_repeating_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = finalists(tmp_path / "configs", GOOD, OTHER)
     out = tmp_path / "r"
     args = ["--from", str(folder), *RESUME_ARGS, "--out", str(out)]
     marker = tmp_path / "PWNED"
-    before = _trial_folders()
+    tmpdir = _private_tmpdir(monkeypatch, tmp_path)
     done: dict[int, tuple[str, str, str]] = {}
     cut_short: dict[int, str] = {}  # killed after the last record, before being told
     for i, kill in enumerate(KILL_CHAIN):
@@ -378,7 +390,7 @@ def test_killed_driver_resumes_losing_and_repeating_nothing(tmp_path: Path) -> N
     # re-run reports exactly the metrics it had reached, without training again
     assert set(cut_short.values()) <= {v[2] for v in after.values()}
     # the trials killed with their drivers left their working folders; the resumes swept them
-    _assert_no_trial_folders_left(before)
+    assert not list(tmpdir.glob(f"{TRIAL_PREFIX}*"))
 
 
 @pytest.mark.slow
@@ -418,7 +430,9 @@ def test_worker_node_killed_mid_experiment_every_trial_still_finishes(tmp_path: 
     finally:
         cluster.stop()
     assert cluster.our_processes() == []
-    _assert_no_trial_folders_left(before)  # the dead node's trial folder too (same temp dir)
+    # the dead node's trial folder is locked by no live process: the next trial on a node
+    # with this temp dir (here: the same machine) removes it
+    assert not _sweepable(before)
 
 
 def _is_trial(proc: psutil.Process) -> bool:
