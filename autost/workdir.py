@@ -75,21 +75,28 @@ def sweep(
     deadline = time.monotonic() + wait
     removed: list[Path] = []
     while True:
-        removed += _sweep_once(base.glob(pattern), grace)
-        if time.monotonic() >= deadline or not any(base.glob(pattern)):
+        removed += _sweep_once(_own_folders(base, pattern), grace)
+        if time.monotonic() >= deadline or not _own_folders(base, pattern):
             return removed
         time.sleep(0.25)
 
 
-def _sweep_once(folders: Iterator[Path], grace: float) -> list[Path]:
-    removed = []
-    for folder in folders:
+def _own_folders(base: Path, pattern: str) -> list[tuple[Path, os.stat_result]]:
+    """The folders (not links) matching ``pattern`` in ``base`` that this user owns."""
+    found = []
+    for folder in base.glob(pattern):
         try:
             info = folder.lstat()  # never follow a link someone put in a shared temp dir
         except OSError:
             continue
-        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-            continue
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid():
+            found.append((folder, info))
+    return found
+
+
+def _sweep_once(folders: list[tuple[Path, os.stat_result]], grace: float) -> list[Path]:
+    removed = []
+    for folder, info in folders:
         try:
             fd = os.open(folder / LOCK, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
