@@ -18,7 +18,7 @@ import torch
 
 import autost
 from autost.io import atomic_write_text
-from autost.neurons.backend import BACKEND_ENV
+from autost.neurons.backend import backend_env
 from autost.space import SearchSpace
 
 MNIST_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
@@ -207,30 +207,22 @@ def train_one(
         size = settings["mnist_size"]
         options = {**options, "image_size": size}
     backend = settings.get("lif_backend") or spec["lif_backend"]
-    previous = os.environ.get(BACKEND_ENV)
-    os.environ[BACKEND_ENV] = backend
-    try:
-        with tempfile.TemporaryDirectory() as work:
-            result = autost.train(
-                cfg.replace(image_size=size),
-                dataset,
-                out=Path(work) / "run",
-                epochs=settings["epochs"],
-                lr=5e-3,
-                batch_size=64,
-                seed=seed,
-                amp="off",
-                device=settings["device"],
-                root=root,
-                dataset_options=options,
-                progress=False,
-                limit_train_batches=settings.get("limit_train_batches", 0),
-            )
-            device = json.loads((Path(work) / "run" / "train.json").read_text())["device"]
-    finally:
-        if previous is None:
-            os.environ.pop(BACKEND_ENV, None)
-        else:
-            os.environ[BACKEND_ENV] = previous
+    with backend_env(backend), tempfile.TemporaryDirectory() as work:
+        result = autost.train(
+            cfg.replace(image_size=size),
+            dataset,
+            out=Path(work) / "run",
+            epochs=settings["epochs"],
+            lr=5e-3,
+            batch_size=64,
+            seed=seed,
+            amp="off",
+            device=settings["device"],
+            root=root,
+            dataset_options=options,
+            progress=False,
+            limit_train_batches=settings.get("limit_train_batches", 0),
+        )
+        device = json.loads((Path(work) / "run" / "train.json").read_text())["device"]
     acc = float(result.final["val_acc"]) if result.status == "completed" else 0.0
     return acc, device

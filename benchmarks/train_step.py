@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 import autost
-from autost.neurons.backend import BACKEND_ENV
+from autost.neurons.backend import backend_env
 
 RESULTS = Path(__file__).resolve().parent / "results"
 KERNELS = ("eager", "auto")
@@ -56,17 +56,17 @@ def measure(cfg: autost.ArchConfig, steps: int, rounds: int) -> dict[str, float]
     result: dict[str, float] = {}
     times: dict[str, list[float]] = {k: [] for k in KERNELS}
     for kernel in KERNELS:
-        os.environ[BACKEND_ENV] = kernel
-        start = time.perf_counter()
-        step()
-        result[f"{kernel}_first_s"] = time.perf_counter() - start
+        with backend_env(kernel):
+            start = time.perf_counter()
+            step()
+            result[f"{kernel}_first_s"] = time.perf_counter() - start
     for _ in range(rounds):
         for kernel in KERNELS:
-            os.environ[BACKEND_ENV] = kernel
-            start = time.perf_counter()
-            for _ in range(steps):
-                step()
-            times[kernel].append((time.perf_counter() - start) / steps)
+            with backend_env(kernel):
+                start = time.perf_counter()
+                for _ in range(steps):
+                    step()
+                times[kernel].append((time.perf_counter() - start) / steps)
     for kernel in KERNELS:
         result[f"{kernel}_ms"] = 1e3 * statistics.median(times[kernel])
     return result

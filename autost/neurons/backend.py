@@ -9,7 +9,8 @@ import shutil
 import sys
 import types
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -43,6 +44,21 @@ _backend_failures: dict[str, int] = {}
 _warned: set[tuple[str, type, bool]] = set()
 _triton_failed: set[str] = set()
 _triton_warned: set[tuple[str, str]] = set()
+
+
+@contextmanager
+def backend_env(name: str) -> Iterator[None]:
+    """``$AUTOST_LIF_BACKEND`` set to ``name`` for the block (worker processes started inside
+    inherit it), then restored to what it was."""
+    previous = os.environ.get(BACKEND_ENV)
+    os.environ[BACKEND_ENV] = name
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(BACKEND_ENV, None)
+        else:
+            os.environ[BACKEND_ENV] = previous
 
 
 @functools.cache

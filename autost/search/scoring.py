@@ -44,16 +44,13 @@ def eager_lif_by_default() -> Iterator[None]:
     pays off while scoring. The environment is restored afterwards; worker processes started
     inside the block inherit the setting.
     """
-    from autost.neurons import BACKEND_ENV
+    from autost.neurons.backend import BACKEND_ENV, backend_env
 
     if BACKEND_ENV in os.environ:
         yield
         return
-    os.environ[BACKEND_ENV] = "eager"
-    try:
+    with backend_env("eager"):
         yield
-    finally:
-        os.environ.pop(BACKEND_ENV, None)
 
 
 def score_candidate(
