@@ -100,6 +100,7 @@ from ranking_report import (
     target_line as target_line,
 )
 from ranking_scores import EXTRA_ENSEMBLES, TINY_BATCHES, Scores
+from ranking_verdict import verdict
 from rankstats import (
     RESAMPLES,
     _signed,
@@ -403,6 +404,7 @@ def main() -> None:
         ensemble_minus_flops_tau_ci95=first["ensemble_minus_flops_tau_ci95"],
     )
     report["spikenas"] = spikenas_summary(out / "spikenas.json")
+    report["verdict"] = verdict(report)
     command = "python benchmarks/ranking.py " + " ".join(sys.argv[1:])
     text = markdown(configs, done, report, command.strip(), bands)
     atomic_write_text(out / "ranking.md", text)

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ranking_verdict import verdict_markdown
 from rankstats import _cell, _or, _signed, _span, target_verdict
 
 import autost
@@ -60,6 +61,7 @@ def markdown(
         f"Low-fidelity baselines: {report['low_fidelity']}.",
         f"Cost: {report['cost']}.",
         "",
+        *([*verdict_markdown(report["verdict"]), ""] if report.get("verdict") else []),
         "## Open pool: trained accuracy (validation)",
         "",
         "| arch | architecture | params | FLOPs (digits) | " + " | ".join(columns) + " |",

@@ -46,6 +46,97 @@ def test_top1_and_top5_regret_follow_the_proxy_picks() -> None:
     assert low <= high
 
 
+def _result(taus: dict[str, float], top1: float, gain: float, ci: list[float]) -> dict:
+    """One pool and dataset as ranking.json keys it, FLOPs' tau 0.3."""
+    return {
+        "kendall_tau": taus,
+        "kendall_tau_ci95": {n: [t - 0.1, t + 0.1] for n, t in taus.items()},
+        "minus_flops_tau": {"ensemble": gain},
+        "minus_flops_tau_ci95": {"ensemble": ci},
+        "top1_relative_accuracy": {"ensemble": top1},
+    }
+
+
+def test_verdict_weighs_only_ground_truths_that_can_rank() -> None:
+    ranking_module()  # puts benchmarks/ on sys.path
+    from ranking_verdict import verdict, verdict_markdown
+
+    agree = {"kendall_tau": 0.5, "kendall_tau_ci95": [0.2, 0.7]}
+    disagree = {"kendall_tau": 0.0, "kendall_tau_ci95": [-0.2, 0.2]}
+    band = _result(
+        {"ensemble": 0.6, "flops": 0.3, "meco": 0.1, "short": 0.5}, 0.995, 0.3, [0.1, 0.5]
+    )
+    held = _result(
+        {"ensemble": 0.4, "flops": 0.3, "meco": 0.5, "short": 0.45}, 0.999, 0.1, [-0.1, 0.3]
+    )
+    noisy = _result(
+        {"ensemble": -0.5, "flops": 0.3, "meco": 0.9, "short": 0.9}, 0.9, -0.8, [-1, -0.6]
+    )
+    level = {"n": 9, "kendall_tau": 0.3, "kendall_tau_ci95": [0.1, 0.5]}
+    report = {
+        "datasets": {"digits": {**_result({"ensemble": 0.7}, 1.0, 0.2, [0.1, 0.3])}},
+        "pools": {
+            "p": {
+                "datasets": {
+                    "digits": {**band, "seed_to_seed": agree},
+                    "mnist": {**held, "seed_to_seed": agree},
+                }
+            },
+            "f": {"datasets": {"mnist": {**noisy, "seed_to_seed": disagree}}},
+        },
+        "spikenas": {
+            "default": "zero-cost (x)",
+            "whole_sample": {
+                "zero-cost (x)": {
+                    **level,
+                    "n": 90,
+                    "minus_flops_tau": 0.2,
+                    "minus_flops_tau_ci95": [0.15, 0.25],
+                    "top1_relative_accuracy": 0.995,
+                },
+                "meco": {
+                    **level,
+                    "n": 90,
+                    "kendall_tau": 0.25,
+                    "minus_flops_tau": 0.1,
+                    "minus_flops_tau_ci95": [0.0, 0.2],
+                    "top1_relative_accuracy": 0.9,
+                },
+            },
+            "flops_levels": {"1M": {"n": 9, "default": {**level, "top1_relative_accuracy": 0.98}}},
+        },
+    }
+    v = verdict(report)
+    rows = {r["ground_truth"]: r for r in v["rows"]}
+    assert not rows["`f` band, mnist"]["reliable"]  # its seeds disagree: left out of the ranking
+    assert (
+        rows["`p` band, digits"]["tau_target"] == "met" == rows["`p` band, digits"]["top1_target"]
+    )
+    assert rows["`p` band, mnist"]["tau_target"] == "NOT met"  # interval of the gain includes 0
+    # inside one FLOPs level the gain over FLOPs is the default's own tau (FLOPs is constant)
+    level_row = rows["SpikeNAS-Bench, FLOPs level 1M (9 cells)"]
+    assert level_row["tau_target"] == "met" and level_row["top1_target"] == "NOT met"
+    assert not v["met"]  # one reliable budgeted ground truth misses it
+    assert v["columns"] == [
+        "`p` band, digits",
+        "`p` band, mnist",
+        "SpikeNAS-Bench, 90 cells (CIFAR-10)",
+    ]
+    assert v["held_out"] == v["columns"][1:]  # digits chose the default
+    # held out: ensemble (0.4 + 0.3) / 2 against meco (0.5 + 0.25) / 2; the noisy band counts not
+    assert v["proxies"]["ensemble"]["held_out_mean_tau"] == pytest.approx(0.35)
+    assert v["proxies"]["meco"]["held_out_mean_tau"] == pytest.approx(0.375)
+    assert v["best_held_out"] == "meco"
+    assert v["proxies"]["short"]["held_out_mean_tau"] is None  # not scored on SpikeNAS-Bench
+    # not on SpikeNAS-Bench: flops (0.3 on mnist, below the default) and short (0.45, above)
+    assert v["default_above_partial"] == {"flops": True, "short": False}
+    text = "\n".join(verdict_markdown(v))
+    assert "Overall verdict (the target asks for all of them): NOT met" in text
+    assert "(seeds disagree)" in text and "| short | +0.500 | +0.450 | n/a | n/a | n/a |" in text
+    assert "Best held-out mean: `meco`; the shipped default is `ensemble`." in text
+    assert "but not above `short`" in text
+
+
 def test_band_pools_are_drawn_inside_their_band_and_persisted(tmp_path: Path) -> None:
     ranking = ranking_module()
     for name, spec in ranking.BAND_POOLS.items():

@@ -1,0 +1,226 @@
+"""The verdict at the top of ``ranking.md``: the shipped default against the ranking target on
+every ground truth, and which proxy ranks best where the ground truth can rank inside a budget.
+
+:func:`verdict` builds it from ``ranking.json``'s figures (it is stored there under
+``verdict``); :func:`verdict_markdown` writes its section. The target, per ground truth: the
+default's Kendall tau at least 0.10 above FLOPs' with the paired-bootstrap interval of the
+difference above zero, and its top-1 pick within 1% of the best (:func:`rankstats.target_verdict`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rankstats import _cell, _signed, target_verdict
+
+#: The shipped default's key in the pools' tables.
+DEFAULT = "ensemble"
+#: The dataset the default's members were chosen on (evaluators/zero-cost.toml): its columns
+#: are not held out.
+SELECTION_DATASET = "digits"
+
+
+def verdict(report: dict[str, Any]) -> dict[str, Any]:
+    """Every ground truth's row for the default, and the per-proxy tau over the budgeted ground
+    truths that can rank (bands whose seed-to-seed interval lies above zero, and SpikeNAS-Bench's
+    whole sample), with the mean over the held-out ones (not ``SELECTION_DATASET``)."""
+    rows: list[dict[str, Any]] = []
+    columns: dict[str, dict[str, float | None]] = {}
+    held_out: list[str] = []
+    for ds, result in report["datasets"].items():
+        seeds = next(iter(result.get("seed_to_seed", {}).values()), None)
+        rows.append(_row(f"open pool, {ds}", False, result, seeds))
+    for pool, entry in report["pools"].items():
+        for ds, result in entry["datasets"].items():
+            label = f"`{pool}` band, {ds}"
+            row = _row(label, True, result, result.get("seed_to_seed"))
+            rows.append(row)
+            if row["reliable"]:
+                columns[label] = dict(result["kendall_tau"])
+                if ds != SELECTION_DATASET:
+                    held_out.append(label)
+    spikenas = report.get("spikenas")
+    if spikenas and spikenas["default"]:
+        name = spikenas["default"]
+        whole = spikenas["whole_sample"]
+        label = f"SpikeNAS-Bench, {whole[name]['n']:,} cells (CIFAR-10)"
+        rows.append(_spikenas_row(label, whole[name], gain=True))
+        columns[label] = {(DEFAULT if n == name else n): p["kendall_tau"] for n, p in whole.items()}
+        held_out.append(label)
+        for level, band in spikenas["flops_levels"].items():
+            if band["default"]:
+                label = f"SpikeNAS-Bench, FLOPs level {level} ({band['n']} cells)"
+                rows.append(_spikenas_row(label, band["default"], gain=False))
+    names = sorted({n for taus in columns.values() for n in taus})
+    table = {
+        n: {
+            "kendall_tau": {c: columns[c].get(n) for c in columns},
+            "held_out_mean_tau": _mean([columns[c].get(n) for c in held_out]),
+            "mean_tau": _mean([columns[c].get(n) for c in columns]),
+        }
+        for n in names
+    }
+    ranked = [n for n in names if table[n]["held_out_mean_tau"] is not None]
+    best = max(ranked, key=lambda n: table[n]["held_out_mean_tau"], default=None)
+    # those not scored everywhere: is the default above them on each held-out column they share?
+    default_taus = {c: columns[c].get(DEFAULT) for c in held_out}
+    partial = {
+        n: all(
+            table[n]["kendall_tau"][c] is None
+            or (default_taus[c] is not None and default_taus[c] > table[n]["kendall_tau"][c])
+            for c in held_out
+        )
+        for n in names
+        if n not in ranked
+    }
+    return {
+        "default": DEFAULT,
+        "rows": rows,
+        "met": all(
+            r["tau_target"] == r["top1_target"] == "met"
+            for r in rows
+            if r["budgeted"] and r["reliable"]
+        ),
+        "columns": list(columns),
+        "held_out": held_out,
+        "proxies": table,
+        "best_held_out": best,
+        "default_above_partial": partial,
+    }
+
+
+def _row(
+    label: str, budgeted: bool, result: dict[str, Any], seeds: dict[str, Any] | None
+) -> dict[str, Any]:
+    """One pool and dataset of the benchmark's own trainings."""
+    gain = result["minus_flops_tau"].get(DEFAULT)
+    interval = result["minus_flops_tau_ci95"].get(DEFAULT, [])
+    top1 = result["top1_relative_accuracy"][DEFAULT]
+    tau_met, top1_met = target_verdict(gain, interval, top1)
+    seeds_ci = seeds["kendall_tau_ci95"] if seeds else []
+    return {
+        "ground_truth": label,
+        "budgeted": budgeted,
+        "seeds_tau": seeds["kendall_tau"] if seeds else None,
+        "seeds_tau_ci95": seeds_ci,
+        # without a second seed there is no evidence against the ground truth
+        "reliable": not seeds_ci or seeds_ci[0] > 0,
+        "tau": result["kendall_tau"][DEFAULT],
+        "tau_ci95": result["kendall_tau_ci95"][DEFAULT],
+        "minus_flops_tau": gain,
+        "minus_flops_tau_ci95": interval,
+        "top1_relative_accuracy": top1,
+        "tau_target": tau_met,
+        "top1_target": top1_met,
+    }
+
+
+def _spikenas_row(label: str, p: dict[str, Any], gain: bool) -> dict[str, Any]:
+    """The default on SpikeNAS-Bench's published accuracies. Inside one FLOPs level FLOPs is
+    constant and ranks nothing (tau 0), so the default's gain over it is its own tau."""
+    minus = p["minus_flops_tau"] if gain else p["kendall_tau"]
+    interval = p["minus_flops_tau_ci95"] if gain else p["kendall_tau_ci95"]
+    tau_met, top1_met = target_verdict(minus, interval, p["top1_relative_accuracy"])
+    return {
+        "ground_truth": label,
+        "budgeted": True,
+        "seeds_tau": None,
+        "seeds_tau_ci95": [],
+        "reliable": True,  # published, one training per cell: no seed-to-seed figure
+        "tau": p["kendall_tau"],
+        "tau_ci95": p["kendall_tau_ci95"],
+        "minus_flops_tau": minus,
+        "minus_flops_tau_ci95": interval,
+        "top1_relative_accuracy": p["top1_relative_accuracy"],
+        "tau_target": tau_met,
+        "top1_target": top1_met,
+    }
+
+
+def _mean(values: list[float | None]) -> float | None:
+    """The mean, None unless every value is there."""
+    if not values or any(v is None for v in values):
+        return None
+    return sum(v for v in values if v is not None) / len(values)
+
+
+def verdict_markdown(v: dict[str, Any]) -> list[str]:
+    """The verdict section of ``ranking.md``."""
+    lines = [
+        f"## Verdict: the shipped default `{v['default']}` against the target",
+        "",
+        "Target, per ground truth: Kendall tau at least 0.10 above FLOPs' with the paired "
+        "95% interval of the difference above zero, and the top-1 pick within 1% of the pool's "
+        "best. A band whose two training seeds do not agree (seed-to-seed interval includes "
+        "zero) cannot rank its pool, so its verdict carries no weight.",
+        "",
+        "| ground truth | inside a budget | seed-to-seed tau [95% CI] | default tau [95% CI] "
+        "| minus FLOPs' [paired 95% CI] | tau target | top-1 / best | top-1 target |",
+        "|---|---|---|---|---|---|---:|---|",
+    ]
+    for r in v["rows"]:
+        seeds = _cell(r["seeds_tau"], r["seeds_tau_ci95"]) if r["seeds_tau_ci95"] else "n/a"
+        if not r["reliable"]:
+            seeds += " (seeds disagree)"
+        lines.append(
+            f"| {r['ground_truth']} | {'yes' if r['budgeted'] else 'no'} | {seeds} "
+            f"| {_cell(r['tau'], r['tau_ci95'])} "
+            f"| {_cell(r['minus_flops_tau'], r['minus_flops_tau_ci95'])} | {r['tau_target']} "
+            f"| {r['top1_relative_accuracy']:.4f} | {r['top1_target']} |"
+        )
+    reliable = [r for r in v["rows"] if r["budgeted"] and r["reliable"]]
+    met = [r["ground_truth"] for r in reliable if r["tau_target"] == r["top1_target"] == "met"]
+    lines += [
+        "",
+        f"Inside a budget, on the ground truths that can rank: the target is met on "
+        f"{len(met)} of {len(reliable)}"
+        + (f" ({'; '.join(met)})" if met else "")
+        + f". Overall verdict (the target asks for all of them): "
+        f"{'met' if v['met'] else 'NOT met'}.",
+    ]
+    if not v["columns"]:
+        return lines
+    held = set(v["held_out"])
+    head = [c + ("" if c in held else " (chosen here)") for c in v["columns"]]
+    lines += [
+        "",
+        "Which proxy ranks best inside a budget: Kendall tau on every budgeted ground truth "
+        "that can rank, and the mean over the held-out ones (not the source the default was "
+        "chosen on); n/a where a proxy was not scored (the training baselines and AutoST's "
+        "fitness are not run on SpikeNAS-Bench).",
+        "",
+        "| proxy | " + " | ".join(head) + " | held-out mean | mean |",
+        "|---|" + "---:|" * (len(head) + 2),
+    ]
+    table = v["proxies"]
+    for n in sorted(
+        table,
+        key=lambda n: (
+            table[n]["held_out_mean_tau"] is None,
+            -(table[n]["held_out_mean_tau"] or 0.0),
+            -(max((t for t in table[n]["kendall_tau"].values() if t is not None), default=-2)),
+        ),
+    ):
+        taus = " | ".join(_signed(table[n]["kendall_tau"][c]) for c in v["columns"])
+        lines.append(
+            f"| {n} | {taus} | {_signed(table[n]['held_out_mean_tau'])} "
+            f"| {_signed(table[n]['mean_tau'])} |"
+        )
+    best = v["best_held_out"]
+    if not best:
+        return lines
+    text = f"Best held-out mean: `{best}`" + (
+        ", the shipped default: it is the best proxy measured."
+        if best == v["default"]
+        else f"; the shipped default is `{v['default']}`."
+    )
+    partial = v.get("default_above_partial", {})
+    if partial:
+        above = ", ".join(f"`{n}`" for n, ok in partial.items() if ok) or "none"
+        below = ", ".join(f"`{n}`" for n, ok in partial.items() if not ok)
+        text += (
+            f" Of those not scored everywhere, the default ranks above {above}"
+            + (f" but not above {below}" if below else "")
+            + " on every held-out ground truth where they were scored."
+        )
+    return [*lines, "", text]
