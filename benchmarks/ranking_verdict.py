@@ -26,6 +26,7 @@ def verdict(report: dict[str, Any]) -> dict[str, Any]:
     whole sample), with the mean over the held-out ones (not ``SELECTION_DATASET``)."""
     rows: list[dict[str, Any]] = []
     columns: dict[str, dict[str, float | None]] = {}
+    meets: dict[str, dict[str, bool]] = {}  # column -> proxy -> both halves of the target met
     held_out: list[str] = []
     for ds, result in report["datasets"].items():
         seeds = next(iter(result.get("seed_to_seed", {}).values()), None)
@@ -37,6 +38,14 @@ def verdict(report: dict[str, Any]) -> dict[str, Any]:
             rows.append(row)
             if row["reliable"]:
                 columns[label] = dict(result["kendall_tau"])
+                meets[label] = {
+                    n: _meets(
+                        result["minus_flops_tau"].get(n),
+                        result["minus_flops_tau_ci95"].get(n, []),
+                        top1,
+                    )
+                    for n, top1 in result["top1_relative_accuracy"].items()
+                }
                 if ds != SELECTION_DATASET:
                     held_out.append(label)
     spikenas = report.get("spikenas")
@@ -46,6 +55,12 @@ def verdict(report: dict[str, Any]) -> dict[str, Any]:
         label = f"SpikeNAS-Bench, {whole[name]['n']:,} cells (CIFAR-10)"
         rows.append(_spikenas_row(label, whole[name], gain=True))
         columns[label] = {(DEFAULT if n == name else n): p["kendall_tau"] for n, p in whole.items()}
+        meets[label] = {
+            (DEFAULT if n == name else n): _meets(
+                p["minus_flops_tau"], p["minus_flops_tau_ci95"], p["top1_relative_accuracy"]
+            )
+            for n, p in whole.items()
+        }
         held_out.append(label)
         for level, band in spikenas["flops_levels"].items():
             if band["default"]:
@@ -85,6 +100,8 @@ def verdict(report: dict[str, Any]) -> dict[str, Any]:
         "held_out": held_out,
         "proxies": table,
         "best_held_out": best,
+        # the proxies that meet both halves of the target on every column (none: the table says so)
+        "meet_target_everywhere": [n for n in names if all(meets[c].get(n) for c in columns)],
         "default_above_partial": partial,
     }
 
@@ -135,6 +152,10 @@ def _spikenas_row(label: str, p: dict[str, Any], gain: bool) -> dict[str, Any]:
         "tau_target": tau_met,
         "top1_target": top1_met,
     }
+
+
+def _meets(gain: float | None, interval: list[float], top1: float) -> bool:
+    return target_verdict(gain, interval, top1) == ("met", "met")
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -209,6 +230,11 @@ def verdict_markdown(v: dict[str, Any]) -> list[str]:
     best = v["best_held_out"]
     if not best:
         return lines
+    everywhere = ", ".join(f"`{n}`" for n in v["meet_target_everywhere"]) or "none"
+    lines += [
+        "",
+        f"Proxies that meet the target (both halves) on every one of these columns: {everywhere}.",
+    ]
     text = f"Best held-out mean: `{best}`" + (
         ", the shipped default: it is the best proxy measured."
         if best == v["default"]
