@@ -75,6 +75,7 @@ def verdict(report: dict[str, Any]) -> dict[str, Any]:
         }
         for n in names
     }
+    weighed = [r for r in rows if r["budgeted"] and r["reliable"]]  # nothing to weigh: not met
     ranked = [n for n in names if table[n]["held_out_mean_tau"] is not None]
     best = max(ranked, key=lambda n: table[n]["held_out_mean_tau"], default=None)
     # those not scored everywhere: is the default above them on each held-out column they share?
@@ -91,11 +92,7 @@ def verdict(report: dict[str, Any]) -> dict[str, Any]:
     return {
         "default": DEFAULT,
         "rows": rows,
-        "met": all(
-            r["tau_target"] == r["top1_target"] == "met"
-            for r in rows
-            if r["budgeted"] and r["reliable"]
-        ),
+        "met": bool(weighed) and all(r["tau_target"] == r["top1_target"] == "met" for r in weighed),
         "columns": list(columns),
         "held_out": held_out,
         "proxies": table,

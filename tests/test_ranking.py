@@ -139,6 +139,9 @@ def test_verdict_weighs_only_ground_truths_that_can_rank() -> None:
     assert "on every one of these columns: none." in text
     held["minus_flops_tau_ci95"]["ensemble"] = [0.05, 0.3]  # now above zero on mnist too
     assert verdict(report)["meet_target_everywhere"] == ["ensemble"]
+    # no budgeted ground truth that can rank: nothing shows the target met
+    report["pools"], report["spikenas"] = {}, None
+    assert not verdict(report)["met"]
     assert "but not above `short`" in text
 
 
