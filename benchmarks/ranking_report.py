@@ -19,6 +19,8 @@ import autost
 
 #: Low-fidelity baselines: short-training evaluator recipes scored beside the proxies.
 LOW_FIDELITY = ("short-1epoch", "loss-drop")
+#: What ``ranking.json`` keeps of every proxy inside one SpikeNAS-Bench FLOPs level.
+LEVEL_KEYS = ("kendall_tau", "kendall_tau_ci95", "top1_relative_accuracy")
 #: A band pool's architectures and its accuracies, keyed by (dataset, arch, seed).
 Band = tuple[list[autost.ArchConfig], dict[tuple[str, int, int], float]]
 
@@ -143,8 +145,15 @@ def spikenas_summary(path: Path) -> dict[str, Any] | None:
         "batch": data["batch"],
         "default": default,
         "whole_sample": {n: {k: p[k] for k in keys} for n, p in data["proxies"].items()},
+        # the cells of one level share one exact FLOPs value (and params): those two rank nothing
         "flops_levels": {
-            level: {"n": band["n"], "default": band["proxies"].get(default)}
+            level: {
+                "n": band["n"],
+                "default": band["proxies"].get(default),
+                "proxies": {
+                    n: {k: p[k] for k in LEVEL_KEYS if k in p} for n, p in band["proxies"].items()
+                },
+            }
             for level, band in data["flops_levels"].items()
         },
     }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rankstats import _cell, _signed, target_verdict
+from rankstats import _cell, _or, _signed, target_verdict
 
 #: The shipped default's key in the pools' tables.
 DEFAULT = "ensemble"
@@ -22,17 +22,22 @@ SELECTION_DATASET = "digits"
 
 def verdict(report: dict[str, Any]) -> dict[str, Any]:
     """Every ground truth's row for the default, and the per-proxy tau over the budgeted ground
-    truths that can rank (bands whose seed-to-seed interval lies above zero, and SpikeNAS-Bench's
-    whole sample), with the mean over the held-out ones (not ``SELECTION_DATASET``)."""
+    truths that can rank (bands whose seed-to-seed interval lies above zero, SpikeNAS-Bench's
+    whole sample, and the mean over its FLOPs levels), with the mean over the held-out ones (not
+    ``SELECTION_DATASET``): point estimates, no interval."""
     rows: list[dict[str, Any]] = []
     columns: dict[str, dict[str, float | None]] = {}
     meets: dict[str, dict[str, bool]] = {}  # column -> proxy -> both halves of the target met
     held_out: list[str] = []
     for ds, result in report["datasets"].items():
+        if DEFAULT not in result["kendall_tau"]:
+            continue
         seeds = next(iter(result.get("seed_to_seed", {}).values()), None)
         rows.append(_row(f"open pool, {ds}", False, result, seeds))
     for pool, entry in report["pools"].items():
         for ds, result in entry["datasets"].items():
+            if DEFAULT not in result["kendall_tau"]:
+                continue
             label = f"`{pool}` band, {ds}"
             row = _row(label, True, result, result.get("seed_to_seed"))
             rows.append(row)
@@ -49,7 +54,7 @@ def verdict(report: dict[str, Any]) -> dict[str, Any]:
                 if ds != SELECTION_DATASET:
                     held_out.append(label)
     spikenas = report.get("spikenas")
-    if spikenas and spikenas["default"]:
+    if spikenas and spikenas.get("default") in spikenas.get("whole_sample", {}):
         name = spikenas["default"]
         whole = spikenas["whole_sample"]
         label = f"SpikeNAS-Bench, {whole[name]['n']:,} cells (CIFAR-10)"
@@ -62,10 +67,17 @@ def verdict(report: dict[str, Any]) -> dict[str, Any]:
             for n, p in whole.items()
         }
         held_out.append(label)
-        for level, band in spikenas["flops_levels"].items():
+        levels = spikenas["flops_levels"]
+        for level, band in levels.items():
             if band["default"]:
                 label = f"SpikeNAS-Bench, FLOPs level {level} ({band['n']} cells)"
                 rows.append(_spikenas_row(label, band["default"], gain=False))
+        if levels and all(band.get("proxies") for band in levels.values()):
+            label = f"SpikeNAS-Bench, inside its FLOPs levels (mean over {len(levels)})"
+            inside = _inside_levels(levels)
+            columns[label] = {(DEFAULT if n == name else n): t for n, (t, _) in inside.items()}
+            meets[label] = {(DEFAULT if n == name else n): m for n, (_, m) in inside.items()}
+            held_out.append(label)
     names = sorted({n for taus in columns.values() for n in taus})
     table = {
         n: {
@@ -79,16 +91,14 @@ def verdict(report: dict[str, Any]) -> dict[str, Any]:
     ranked = [n for n in names if table[n]["held_out_mean_tau"] is not None]
     best = max(ranked, key=lambda n: table[n]["held_out_mean_tau"], default=None)
     # those not scored everywhere: is the default above them on each held-out column they share?
-    default_taus = {c: columns[c].get(DEFAULT) for c in held_out}
-    partial = {
-        n: all(
-            table[n]["kendall_tau"][c] is None
-            or (default_taus[c] is not None and default_taus[c] > table[n]["kendall_tau"][c])
-            for c in held_out
+    partial = {}
+    for n in names:
+        shared = [c for c in held_out if table[n]["kendall_tau"][c] is not None]
+        if n in ranked or n == DEFAULT or not shared:
+            continue
+        partial[n] = all(
+            _or(columns[c].get(DEFAULT), -2.0) > _or(columns[c][n], -2.0) for c in shared
         )
-        for n in names
-        if n not in ranked
-    }
     return {
         "default": DEFAULT,
         "rows": rows,
@@ -99,6 +109,7 @@ def verdict(report: dict[str, Any]) -> dict[str, Any]:
         "best_held_out": best,
         # the proxies that meet both halves of the target on every column (none: the table says so)
         "meet_target_everywhere": [n for n in names if all(meets[c].get(n) for c in columns)],
+        "meet_target": {c: sorted(n for n, ok in meets[c].items() if ok) for c in columns},
         "default_above_partial": partial,
     }
 
@@ -149,6 +160,23 @@ def _spikenas_row(label: str, p: dict[str, Any], gain: bool) -> dict[str, Any]:
         "tau_target": tau_met,
         "top1_target": top1_met,
     }
+
+
+def _inside_levels(levels: dict[str, Any]) -> dict[str, tuple[float | None, bool]]:
+    """Per proxy, its mean tau over the FLOPs levels (None unless scored in every one) and
+    whether it meets the target in every level. FLOPs and params are one value per level: they
+    rank nothing there (tau 0), so a proxy's gain over FLOPs is its own tau."""
+    names = set.intersection(*(set(band["proxies"]) for band in levels.values()))
+    out: dict[str, tuple[float | None, bool]] = {n: (0.0, False) for n in ("flops", "params")}
+    for n in sorted(names):
+        per = [band["proxies"][n] for band in levels.values()]
+        mean = _mean([p["kendall_tau"] for p in per])
+        met = all(
+            _meets(p["kendall_tau"], p["kendall_tau_ci95"], p["top1_relative_accuracy"])
+            for p in per
+        )
+        out[n] = (mean, met)
+    return out
 
 
 def _meets(gain: float | None, interval: list[float], top1: float) -> bool:
@@ -230,13 +258,29 @@ def verdict_markdown(v: dict[str, Any]) -> list[str]:
     everywhere = ", ".join(f"`{n}`" for n in v["meet_target_everywhere"]) or "none"
     lines += [
         "",
-        f"Proxies that meet the target (both halves) on every one of these columns: {everywhere}.",
+        f"Proxies that meet the target (both halves) on every one of these columns: {everywhere}. "
+        "On each column: "
+        + "; ".join(
+            f"{c}: {', '.join(f'`{n}`' for n in names) or 'none'}"
+            for c, names in v["meet_target"].items()
+        )
+        + ".",
     ]
-    text = f"Best held-out mean: `{best}`" + (
-        ", the shipped default: it is the best proxy measured."
-        if best == v["default"]
-        else f"; the shipped default is `{v['default']}`."
+    text = f"Highest held-out mean tau (a point estimate, no interval): `{best}`" + (
+        ", the shipped default." if best == v["default"] else f"; the default is `{v['default']}`."
     )
+    ahead = []  # the proxies above the default on one held-out column: the exceptions
+    for c in v["held_out"]:
+        mine = v["proxies"].get(v["default"], {}).get("kendall_tau", {}).get(c)
+        names = [
+            f"`{n}` {_signed(t['kendall_tau'][c])}"
+            for n, t in v["proxies"].items()
+            if mine is not None and _or(t["kendall_tau"][c], -2.0) > mine
+        ]
+        if names:
+            ahead.append(f"on {c} ({_signed(mine)}): {', '.join(names)}")
+    if ahead:
+        text += " Above the default " + "; ".join(ahead) + "."
     partial = v.get("default_above_partial", {})
     if partial:
         above = ", ".join(f"`{n}`" for n, ok in partial.items() if ok) or "none"

@@ -47,39 +47,40 @@ def test_top1_and_top5_regret_follow_the_proxy_picks() -> None:
 
 
 def _result(taus: dict[str, float], top1: float, gain: float, ci: list[float]) -> dict:
-    """One pool and dataset as ranking.json keys it, FLOPs' tau 0.3."""
+    """One pool and dataset as ranking.json keys it: every name's tau, the default's gain."""
     return {
         "kendall_tau": taus,
         "kendall_tau_ci95": {n: [t - 0.1, t + 0.1] for n, t in taus.items()},
         "minus_flops_tau": {"ensemble": gain},
         "minus_flops_tau_ci95": {"ensemble": ci},
-        "top1_relative_accuracy": {"ensemble": top1},
+        "top1_relative_accuracy": {n: top1 for n in taus},
     }
 
 
-def test_verdict_weighs_only_ground_truths_that_can_rank() -> None:
-    ranking_module()  # puts benchmarks/ on sys.path
-    from ranking_verdict import verdict, verdict_markdown
-
+def _verdict_report(mnist_gain_ci: list[float], level_top1: float) -> dict:
+    """Digits and MNIST params bands whose seeds agree, an MNIST band whose seeds disagree, and
+    SpikeNAS-Bench with one FLOPs level; the default is `ensemble` (`zero-cost (x)` there)."""
     agree = {"kendall_tau": 0.5, "kendall_tau_ci95": [0.2, 0.7]}
     disagree = {"kendall_tau": 0.0, "kendall_tau_ci95": [-0.2, 0.2]}
-    band = _result(
+    digits = _result(
         {"ensemble": 0.6, "flops": 0.3, "meco": 0.1, "short": 0.5}, 0.995, 0.3, [0.1, 0.5]
     )
-    held = _result(
-        {"ensemble": 0.4, "flops": 0.3, "meco": 0.5, "short": 0.45}, 0.999, 0.1, [-0.1, 0.3]
+    mnist = _result(
+        {"ensemble": 0.4, "flops": 0.3, "meco": 0.5, "short": 0.4}, 0.999, 0.1, mnist_gain_ci
     )
-    noisy = _result(
-        {"ensemble": -0.5, "flops": 0.3, "meco": 0.9, "short": 0.9}, 0.9, -0.8, [-1, -0.6]
-    )
-    level = {"n": 9, "kendall_tau": 0.3, "kendall_tau_ci95": [0.1, 0.5]}
-    report = {
-        "datasets": {"digits": {**_result({"ensemble": 0.7}, 1.0, 0.2, [0.1, 0.3])}},
+    noisy = _result({"ensemble": -0.5, "flops": 0.3, "meco": 0.9}, 0.9, -0.8, [-1.0, -0.6])
+    level = {
+        "kendall_tau": 0.3,
+        "kendall_tau_ci95": [0.1, 0.5],
+        "top1_relative_accuracy": level_top1,
+    }
+    return {
+        "datasets": {"digits": _result({"ensemble": 0.7}, 1.0, -0.1, [-0.2, 0.0])},
         "pools": {
             "p": {
                 "datasets": {
-                    "digits": {**band, "seed_to_seed": agree},
-                    "mnist": {**held, "seed_to_seed": agree},
+                    "digits": {**digits, "seed_to_seed": agree},
+                    "mnist": {**mnist, "seed_to_seed": agree},
                 }
             },
             "f": {"datasets": {"mnist": {**noisy, "seed_to_seed": disagree}}},
@@ -98,15 +99,27 @@ def test_verdict_weighs_only_ground_truths_that_can_rank() -> None:
                     **level,
                     "n": 90,
                     "kendall_tau": 0.25,
-                    "minus_flops_tau": 0.1,
-                    "minus_flops_tau_ci95": [0.0, 0.2],
-                    "top1_relative_accuracy": 0.9,
+                    "minus_flops_tau": 0.15,
+                    "minus_flops_tau_ci95": [0.05, 0.2],
+                    "top1_relative_accuracy": 0.999,
                 },
             },
-            "flops_levels": {"1M": {"n": 9, "default": {**level, "top1_relative_accuracy": 0.98}}},
+            "flops_levels": {
+                "1M": {
+                    "n": 9,
+                    "default": level,
+                    "proxies": {"zero-cost (x)": level, "meco": {**level, "kendall_tau": 0.5}},
+                }
+            },
         },
     }
-    v = verdict(report)
+
+
+def test_verdict_weighs_only_ground_truths_that_can_rank() -> None:
+    ranking_module()  # puts benchmarks/ on sys.path
+    from ranking_verdict import verdict, verdict_markdown
+
+    v = verdict(_verdict_report(mnist_gain_ci=[-0.1, 0.3], level_top1=0.98))
     rows = {r["ground_truth"]: r for r in v["rows"]}
     assert not rows["`f` band, mnist"]["reliable"]  # its seeds disagree: left out of the ranking
     assert (
@@ -114,35 +127,44 @@ def test_verdict_weighs_only_ground_truths_that_can_rank() -> None:
     )
     assert rows["`p` band, mnist"]["tau_target"] == "NOT met"  # interval of the gain includes 0
     # inside one FLOPs level the gain over FLOPs is the default's own tau (FLOPs is constant)
-    level_row = rows["SpikeNAS-Bench, FLOPs level 1M (9 cells)"]
-    assert level_row["tau_target"] == "met" and level_row["top1_target"] == "NOT met"
-    assert not v["met"]  # one reliable budgeted ground truth misses it
-    assert v["columns"] == [
-        "`p` band, digits",
-        "`p` band, mnist",
-        "SpikeNAS-Bench, 90 cells (CIFAR-10)",
-    ]
+    level = rows["SpikeNAS-Bench, FLOPs level 1M (9 cells)"]
+    assert level["tau_target"] == "met" and level["top1_target"] == "NOT met"
+    assert not v["met"]
+    inside = "SpikeNAS-Bench, inside its FLOPs levels (mean over 1)"
+    whole = "SpikeNAS-Bench, 90 cells (CIFAR-10)"
+    assert v["columns"] == ["`p` band, digits", "`p` band, mnist", whole, inside]
     assert v["held_out"] == v["columns"][1:]  # digits chose the default
-    # held out: ensemble (0.4 + 0.3) / 2 against meco (0.5 + 0.25) / 2; the noisy band counts not
-    assert v["proxies"]["ensemble"]["held_out_mean_tau"] == pytest.approx(0.35)
-    assert v["proxies"]["meco"]["held_out_mean_tau"] == pytest.approx(0.375)
+    # held out: ensemble (0.4 + 0.3 + 0.3) / 3, meco (0.5 + 0.25 + 0.5) / 3, flops (0.3 + n/a)
+    assert v["proxies"]["ensemble"]["held_out_mean_tau"] == pytest.approx(1.0 / 3)
+    assert v["proxies"]["meco"]["held_out_mean_tau"] == pytest.approx(1.25 / 3)
+    assert v["proxies"]["flops"]["kendall_tau"][inside] == 0.0  # constant inside a level
     assert v["best_held_out"] == "meco"
     assert v["proxies"]["short"]["held_out_mean_tau"] is None  # not scored on SpikeNAS-Bench
-    # not on SpikeNAS-Bench: flops (0.3 on mnist, below the default) and short (0.45, above)
-    assert v["default_above_partial"] == {"flops": True, "short": False}
+    # not everywhere: flops (not in the whole SpikeNAS sample; 0.3 on mnist, below the default),
+    # params (0 inside the level) and short (0.4 on mnist, a tie: not above it)
+    assert v["default_above_partial"] == {"flops": True, "params": True, "short": False}
+    assert v["meet_target_everywhere"] == []
+    assert v["meet_target"][whole] == ["ensemble", "meco"]  # gains 0.2 and 0.15, top-1 >= 0.99
     text = "\n".join(verdict_markdown(v))
     assert "Overall verdict (the target asks for all of them): NOT met" in text
-    assert "(seeds disagree)" in text and "| short | +0.500 | +0.450 | n/a | n/a | n/a |" in text
-    assert "Best held-out mean: `meco`; the shipped default is `ensemble`." in text
-    # ensemble misses the tau half on mnist; meco and the others have no gain over FLOPs there
-    assert v["meet_target_everywhere"] == []
-    assert "on every one of these columns: none." in text
-    held["minus_flops_tau_ci95"]["ensemble"] = [0.05, 0.3]  # now above zero on mnist too
-    assert verdict(report)["meet_target_everywhere"] == ["ensemble"]
+    assert (
+        "(seeds disagree)" in text and "| short | +0.500 | +0.400 | n/a | n/a | n/a | n/a |" in text
+    )
+    assert "Highest held-out mean tau (a point estimate, no interval): `meco`;" in text
+    assert "Above the default on `p` band, mnist (+0.400): `meco` +0.500" in text
+    assert "but not above `short`" in text
+    # the MNIST gain's interval above zero and the level's top-1 within 1%: met on all four,
+    # although the band whose seeds disagree misses it
+    v = verdict(_verdict_report(mnist_gain_ci=[0.05, 0.3], level_top1=0.995))
+    rows = {r["ground_truth"]: r for r in v["rows"]}
+    assert v["met"] and rows["`f` band, mnist"]["tau_target"] != "met"
+    assert v["meet_target_everywhere"] == ["ensemble"]
+    # every tau half met, but the level's top-1 pick 2% short: not met
+    assert not verdict(_verdict_report(mnist_gain_ci=[0.05, 0.3], level_top1=0.98))["met"]
     # no budgeted ground truth that can rank: nothing shows the target met
+    report = _verdict_report(mnist_gain_ci=[0.05, 0.3], level_top1=0.995)
     report["pools"], report["spikenas"] = {}, None
     assert not verdict(report)["met"]
-    assert "but not above `short`" in text
 
 
 def test_band_pools_are_drawn_inside_their_band_and_persisted(tmp_path: Path) -> None:
