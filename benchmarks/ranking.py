@@ -321,7 +321,7 @@ def main() -> None:
         + "; evaluators/zero-cost.toml says how they were chosen); "
         + "".join(f"`{e}`, " for e in extra)
         + "equal weights (one with the shipped recipe's members is reported once, as "
-        "`ensemble`); " + f"reference pool of every ensemble: {args.reference} digits-space "
+        f"`ensemble`); reference pool of every ensemble: {args.reference} digits-space "
         f"samples drawn with seed 0, separate from the evaluation pools (seed {OPEN_POOL_SEED} "
         "and the bands' seeds)",
         "low_fidelity": "short-1epoch (validation accuracy after one epoch of training) and "
