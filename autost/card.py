@@ -19,8 +19,7 @@ PICTURES = {
 #: training settings the card lists, in this order
 RECIPE = ("epochs", "batch_size", "lr", "min_lr", "weight_decay", "warmup_epochs",
           "label_smoothing", "clip_grad", "loss", "tet_lambda", "tet_target",
-          "trt_consistency", "trt_star", "augment", "amp", "seed",
-          "limit_train_batches")  # fmt: skip
+          "trt_consistency", "trt_star", "augment", "amp", "seed")  # fmt: skip
 #: settings that only matter with one loss
 LOSS_ONLY = {"tet_lambda": "tet", "tet_target": "tet", "trt_consistency": "trt", "trt_star": "trt"}
 
@@ -144,6 +143,9 @@ def _training(provenance: Mapping[str, Any]) -> list[str]:
         for k in RECIPE
         if k in settings and LOSS_ONLY.get(k, settings.get("loss")) == settings.get("loss")
     ]
+    limit = settings.get("limit_train_batches")
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:  # a shortened run
+        lines.append(f"| batches per epoch | at most {limit:,} (epochs cut short) |")
     options = _dict(settings.get("dataset_options"))
     if options:
         lines.append(f"| dataset options | {_join(f'{k}={v}' for k, v in options.items())} |")
@@ -156,6 +158,42 @@ def _training(provenance: Mapping[str, Any]) -> list[str]:
             + f" after epoch {final.get('epoch')}.",
         ]
     return lines
+
+
+def _tuning(tuning: Mapping[str, Any]) -> str:
+    """The tuning in a sentence or two: the finalists' correlation and the chosen trial (its
+    finalist by search rank and key), or that every trial ended at chance level."""
+    tau = tuning.get("finalists_kendall_tau")
+    tau = float(tau) if isinstance(tau, (int, float)) else float("nan")
+    text = "Tuned finalists' proxy score against short-training accuracy: " + (
+        f"Kendall tau {tau:.3f}"
+        if tau == tau
+        else "no correlation (fewer than two finalists with distinct scores and accuracies)"
+    )
+    if tuning.get("at_chance"):
+        acc, chance = tuning.get("best_val_acc"), tuning.get("chance")
+        shown = (
+            f" (val accuracy at most {float(acc):.4f}; always answering the most frequent "
+            f"class scores {float(chance):.4f})"
+            if isinstance(acc, (int, float)) and isinstance(chance, (int, float))
+            else ""
+        )
+        return (
+            f"{text}. Every tuning trial ended at chance level{shown}, so the tuning chose no "
+            "finalist: the search's best architecture was trained with the default recipe."
+        )
+    params = dict(_dict(tuning.get("params")))
+    arch = params.pop("arch", None)
+    finalist = _dict(tuning.get("finalist"))
+    if finalist.get("rank") is not None:
+        chosen = f"the finalist ranked {finalist['rank']} in the search"
+        chosen += f" (key `{finalist['key']}`)" if finalist.get("key") else ""
+    elif isinstance(arch, int):
+        chosen = f"finalist {arch + 1} of the search's top candidates"
+    else:
+        chosen = "an architecture of the search space"
+    hyper = _join(f"{k}={_number(v)}" for k, v in params.items())
+    return f"{text}. The chosen trial: {chosen}" + (f", with {hyper}." if hyper else ".")
 
 
 def _provenance(provenance: Mapping[str, Any]) -> list[str]:
@@ -178,21 +216,7 @@ def _provenance(provenance: Mapping[str, Any]) -> list[str]:
             lines.append(f"Search rank: none ({match.get('reason')}).")
         tuning = _dict(provenance.get("tuning"))
         if tuning:
-            tau = tuning.get("finalists_kendall_tau")
-            tau = float(tau) if isinstance(tau, (int, float)) else float("nan")
-            params = _dict(tuning.get("params")).items()
-            lines.append(
-                "Tuned finalists' proxy score against short-training accuracy: "
-                + (
-                    f"Kendall tau {tau:.3f}"
-                    if tau == tau
-                    else "Kendall tau not defined (fewer "
-                    "than two finalists with distinct scores and accuracies)"
-                )
-                + "; the chosen trial's parameters: "
-                + _join(f"{k}={_number(v)}" for k, v in params)
-                + "."
-            )
+            lines.append(_tuning(tuning))
     if isinstance(provenance.get("converted_from"), str):
         lines.append(
             f"Converted from the official checkpoint `{Path(provenance['converted_from']).name}` "

@@ -80,15 +80,17 @@ def _cmd_proxies(args: argparse.Namespace) -> int:
                 "name": name,
                 "sign": "+" if proxy.sign > 0 else "-",
                 "data": "batch" if proxy.needs_data else "none",
-                "description": (proxy.__doc__ or "").strip().splitlines()[0],
+                # the docstring's first paragraph: a summary may wrap mid-reference
+                "description": " ".join((proxy.__doc__ or "").strip().split("\n\n")[0].split()),
             }
         )
     if args.json:
         print(json.dumps({"proxies": rows, "evaluators": list_evaluators()}, indent=2))
         return 0
-    print(f"{'proxy':<12} {'sign':>4} {'data':>6}  description")
+    width = max(len("proxy"), *(len(row["name"]) for row in rows))
+    print(f"{'proxy':<{width}} {'sign':>4} {'data':>6}  description")
     for row in rows:
-        print(f"{row['name']:<12} {row['sign']:>4} {row['data']:>6}  {row['description']}")
+        print(f"{row['name']:<{width}} {row['sign']:>4} {row['data']:>6}  {row['description']}")
     print(f"\nevaluator recipes: {', '.join(list_evaluators())}")
     return 0
 
@@ -127,17 +129,22 @@ def _cmd_search(args: argparse.Namespace) -> int:
         dataset_options=parse_options(args.dataset_option),
     )
     rows = leaderboard_rows(result.leaderboard[: args.show])
-    print(f"\n{result.summary()} -> {result.out}")
+    print(f"{result.summary()} -> {result.out}")
     # per-layer heads and MLP ratios tell apart rows that share size, depth and attention
     heads = max([len("heads"), *(len(row["num_heads"]) for row in rows)])
     mlp = max([len("mlp"), *(len(row["mlp_ratios"]) for row in rows)])
+    # the raw values that order equal scores (the line under the table says how)
+    ties = result.leaderboard[0].tie_break if result.leaderboard else ()
+    tie_width = {name: max(len(name), 11) for name in ties}
     print(
-        f"{'#':>3} {'score':>10} {'params':>9} {'MFLOPs':>9} {'T':>2} {'depth':>5} "
+        f"{'#':>3} {'score':>10}{''.join(f' {n:>{w}}' for n, w in tie_width.items())} "
+        f"{'params':>9} {'MFLOPs':>9} {'T':>2} {'depth':>5} "
         f"{'dim':>4}  {'heads':<{heads}}  {'mlp':<{mlp}}  attention"
     )
     for row in rows:
+        tie_values = "".join(f" {row[f'proxy_{n}']:>{w}.6g}" for n, w in tie_width.items())
         print(
-            f"{row['rank']:>3} {row['score']:>10.4g} {row['params'] / 1e6:>8.2f}M "
+            f"{row['rank']:>3} {row['score']:>10.4g}{tie_values} {row['params'] / 1e6:>8.2f}M "
             f"{row['flops'] / 1e6:>9.1f} {row['timesteps']:>2} {row['depth']:>5} "
             f"{row['embed_dim']:>4}  {row['num_heads']:<{heads}}  {row['mlp_ratios']:<{mlp}}  "
             f"{row['attention']}"
@@ -156,11 +163,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
+    from autost.config import parse_overrides
     from autost.hub import is_bundle, rewrite_bundle
 
     if is_bundle(args.source):
-        if args.preset is not None:
-            raise AutostError(f"{args.source} is a bundle: --preset is for official checkpoints")
+        for flag, given in (("--preset", args.preset is not None), ("--set", bool(args.set))):
+            if given:
+                raise AutostError(f"{args.source} is a bundle: {flag} is for official checkpoints")
         print(rewrite_bundle(args.source, args.output))
         return 0
     if args.preset is None:
@@ -170,8 +179,11 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         )
     from autost.official import convert
 
-    print(convert(args.source, args.preset, args.output))
+    print(convert(args.source, args.preset, args.output, **parse_overrides(args.set)))
     return 0
+
+
+DEFAULT = " (default: %(default)s)"  # argparse fills in the option's default
 
 
 class _Parser(argparse.ArgumentParser):
@@ -219,20 +231,22 @@ def build_parser() -> argparse.ArgumentParser:
         "search",
         help="training-free search of a space",
         description="Rank candidates of a search space with training-free proxies. Writes "
-        "DIR/study.db (Optuna), DIR/leaderboard.csv, DIR/best.json and DIR/run.json.",
+        "DIR/study.db (Optuna), DIR/leaderboard.csv, DIR/best.json, DIR/run.json and, for a "
+        "rank ensemble such as zero-cost, DIR/reference.json (the pool it ranks against).",
     )
-    s.add_argument("--space", default="digits", help="shipped space name or TOML path")
-    s.add_argument("--evaluator", default="zero-cost", help="recipe name or TOML path")
+    s.add_argument("--space", default="digits", help="shipped space name or TOML path" + DEFAULT)
+    s.add_argument("--evaluator", default="zero-cost", help="recipe name or TOML path" + DEFAULT)
     s.add_argument(
         "--strategy",
         default="evolution",
-        help="random | evolution | tpe | nsga2 (default: evolution)",
+        help="random | evolution | tpe | nsga2" + DEFAULT,
     )
     s.add_argument(
         "--budget",
         type=int,
         default=200,
-        help="candidates to draw (evolution runs as many generations as that takes)",
+        help="candidates to draw (evolution runs as many generations as that takes;"
+        " default: %(default)s)",
     )
     s.add_argument(
         "--constraint",
@@ -240,11 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="analytic constraint, e.g. 'params<=12e6' (repeatable)",
     )
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="seed of the strategy" + DEFAULT)
     add_dataset_args(s, None, "dataset for data proxies (recipe's default)")
     s.add_argument("--out", default=None, help="run directory (default: runs/search-<date>-<time>)")
     s.add_argument("--resume", action="store_true", help="continue the run in --out")
-    s.add_argument("--workers", type=int, default=1, help="local scoring processes")
+    s.add_argument("--workers", type=int, default=1, help="local scoring processes" + DEFAULT)
     s.add_argument("--address", default=None, help="Ray cluster address for scoring tasks")
     s.add_argument(
         "--storage",
@@ -254,12 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--study-name",
         default="autost-search",
-        help="study name in the storage (several runs can share one database)",
+        help="study name in the storage (several runs can share one database)" + DEFAULT,
     )
-    s.add_argument("--population", type=int, default=50, help="evolution: population")
-    s.add_argument("--parents", type=int, default=10, help="evolution: parents")
-    s.add_argument("--mutations", type=int, default=25, help="evolution: mutations")
-    s.add_argument("--crossovers", type=int, default=25, help="evolution: crossovers")
+    s.add_argument("--population", type=int, default=50, help="evolution: population" + DEFAULT)
+    s.add_argument("--parents", type=int, default=10, help="evolution: parents" + DEFAULT)
+    s.add_argument("--mutations", type=int, default=25, help="evolution: mutations" + DEFAULT)
+    s.add_argument("--crossovers", type=int, default=25, help="evolution: crossovers" + DEFAULT)
     s.add_argument(
         "--generations",
         type=int,
@@ -267,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="evolution: at most this many generations; it must leave room for --budget "
         "(default: as many as --budget needs)",
     )
-    s.add_argument("--show", type=int, default=10, help="rows of the final table")
+    s.add_argument("--show", type=int, default=10, help="rows of the final table" + DEFAULT)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_search)
 
@@ -278,8 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
         "with autost.create_model(path).",
     )
     e.add_argument("run", help="search run directory")
-    e.add_argument("--top", type=int, default=1)
-    e.add_argument("-o", "--output", default=None, help="file (--top 1) or folder (--top > 1)")
+    e.add_argument("--top", type=int, default=1, help="how many configs, best first" + DEFAULT)
+    e.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        help="file (--top 1) or folder (--top > 1) (default: DIR/best-export.json or DIR/export)",
+    )
     e.set_defaults(func=_cmd_export)
 
     c = sub.add_parser(
@@ -297,6 +316,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--preset", default=None, help="preset name (see 'autost models') or config JSON"
     )
+    c.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override for an official checkpoint, e.g. ssa_flat_proj_lif=true, which "
+        "official QKFormer weights need to reproduce the official outputs at batch >= 2 "
+        "(repeatable; KEY is an ArchConfig field or neuron.NAME, VALUE JSON or text)",
+    )
     c.add_argument("-o", "--output", required=True, help="bundle folder to write")
     c.set_defaults(func=_cmd_convert)
     add_train(sub)
@@ -305,8 +333,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Optuna's ExperimentalWarning texts ("Argument ``group`` is an experimental feature. ...",
+#: "X is experimental (supported from vN). ..."), matched without importing optuna.
+OPTUNA_EXPERIMENTAL = r"(?s).* is (an )?experimental.*The interface can change in the future"
+
+
+def hide_optuna_experimental_warnings() -> None:
+    """Ignore Optuna's ExperimentalWarning (TPE's ``group=True``, ...): it is about Optuna's
+    API, not the user's run, so the CLI shows its own lines only. Matched by message and, when
+    optuna is already imported, by category; call it inside ``warnings.catch_warnings()``."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=OPTUNA_EXPERIMENTAL)  # a Warning, not UserWarning
+    optuna = sys.modules.get("optuna")
+    if optuna is not None:
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``autost`` console script."""
+    import warnings
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
@@ -318,7 +365,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        code: int = args.func(args)
+        with warnings.catch_warnings():
+            hide_optuna_experimental_warnings()
+            code: int = args.func(args)
         return code
     except AutostError as exc:
         message = " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())

@@ -18,7 +18,13 @@ def add_dataset_args(
 ) -> None:
     """The dataset arguments every command that loads data takes: ``--dataset``, ``--root``
     and the repeatable ``--dataset-option KEY=VALUE``."""
-    parser.add_argument("--dataset", default=default, help=help)
+    parser.add_argument(
+        "--dataset",
+        default=default,
+        help=help
+        or "dataset name, e.g. digits (embedded: needs no files), mnist, cifar10, nmnist "
+        "(all: autost.data.list_datasets(); default: %(default)s)",
+    )
     parser.add_argument("--root", default=None, help="dataset files (for datasets that need them)")
     parser.add_argument(
         "--dataset-option",
@@ -68,8 +74,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
         where = Path(out) / "metrics.jsonl"
         print(f"autost: training failed: {result.failure} (see {where})", file=sys.stderr)
         return 1
-    final = {k: v for k, v in result.final.items() if k != "firing_rates"}
-    print(json.dumps({"out": str(result.out), "best_val_acc": result.best_val_acc, **final}))
+    import autost
+    from autost.pipeline import describe
+
+    final, epochs = result.final, len(result.metrics)
+    chance = final.get("val_chance")
+    at_chance = chance is not None and final["val_acc"] <= chance
+    print(f"model: {describe(result.config)}; {autost.count_params(result.config):,} params")
+    print(
+        f"final val accuracy: {final['val_acc']:.4f} after {epochs} epoch"
+        f"{'s' if epochs != 1 else ''} on {args.dataset} (best {result.best_val_acc:.4f})"
+        + (
+            f"; at chance level: always answering the most frequent class scores {chance:.4f}"
+            if at_chance
+            else ""
+        )
+    )
+    print(
+        f"energy per sample: {final['energy_mj']:.4g} mJ ({final['sops']:,.0f} SOPs) at the "
+        f"measured mean firing rate {final['mean_firing_rate']:.4f}"
+    )
+    print(f"run: {result.out} (weights.pt, metrics.csv, train.json)")
     return 0
 
 
@@ -106,10 +131,30 @@ def add_train(sub: Any) -> None:
         action="store_true",
         help="recompute each encoder block in backward (same gradients, less memory, slower)",
     )
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--loader-workers", type=int, default=0, help="DataLoader worker processes")
-    t.add_argument("--workers", type=int, default=1, help="Ray Train workers (data parallel)")
-    t.add_argument("--gpus-per-worker", type=float, default=0)
+    t.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the weights, the data order and augmentation (default: %(default)s)",
+    )
+    t.add_argument(
+        "--loader-workers",
+        type=int,
+        default=0,
+        help="DataLoader worker processes (default: %(default)s)",
+    )
+    t.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="Ray Train workers (data parallel) (default: %(default)s)",
+    )
+    t.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        default=0,
+        help="GPUs per Ray Train worker (default: %(default)s)",
+    )
     t.add_argument("--address", default=None, help="Ray cluster address for Ray Train")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
@@ -148,9 +193,28 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     if not result.leaderboard:
         print(f"autost: every trial failed or stopped: {result.summary()}", file=sys.stderr)
         return 1
+    print(f"{result.summary()} -> {result.out}")
+    if result.at_chance:
+        return 0
+    import autost
+    from autost.pipeline import describe
+
     best = result.best
-    print(result.summary())
-    print(json.dumps({"out": str(result.out), "best_trial": best.trial_id, **best.metrics}))
+    assert best.config is not None
+    epochs = f"{best.epochs} epoch{'s' if best.epochs != 1 else ''}"
+    line = f"best trial: {best.number}, val accuracy {best.val_acc:.4f} after {epochs}"
+    if "arch" in best.params:
+        count = len(json.loads((result.out / "tune.json").read_text())["finalists"])
+        rank = int(best.params["arch"]) + 1
+        searched = (Path(args.from_dir) / "run.json").exists()
+        where = f"search rank {rank}" if searched else f"config {rank} of --from by file name"
+        line += f"; finalist {rank} of {count} ({where})"
+    names = {"lr": "lr", "weight_decay": "weight decay", "timesteps": "T"}
+    line += "".join(f", {n} {best.params[k]:.3g}" for k, n in names.items() if k in best.params)
+    print(line)
+    config = best.config
+    print(f"architecture: {describe(config)}; {autost.count_params(config):,} params")
+    print(f"best config: {result.out / 'best.json'}")
     return 0
 
 
@@ -164,21 +228,49 @@ def add_tune(sub: Any) -> None:
     )
     t.add_argument("--space", default=None, help="search space name or TOML path")
     t.add_argument("--from", dest="from_dir", default=None, help="search run dir or config folder")
-    t.add_argument("--top", type=int, default=5, help="finalists taken from --from")
+    t.add_argument(
+        "--top", type=int, default=5, help="finalists taken from --from (default: %(default)s)"
+    )
     add_dataset_args(t)
-    t.add_argument("--trials", type=int, default=10)
-    t.add_argument("--epochs", type=int, default=5, help="epochs per trial (ASHA's max_t)")
+    t.add_argument("--trials", type=int, default=10, help="short trainings (default: %(default)s)")
+    t.add_argument(
+        "--epochs",
+        type=int,
+        default=5,
+        help="epochs per trial, ASHA's max_t (default: %(default)s)",
+    )
     t.add_argument(
         "--objective", default="accuracy", help="accuracy (TPE) or accuracy,energy (NSGA-II)"
     )
     t.add_argument("--timesteps", default=None, help="comma-separated T choices to tune")
     t.add_argument("--address", default=None, help="Ray cluster address (default: local Ray)")
-    t.add_argument("--cpus-per-trial", type=float, default=1)
-    t.add_argument("--gpus-per-trial", type=float, default=0)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--grace-period", type=int, default=1, help="ASHA: epochs before stopping")
-    t.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument(
+        "--cpus-per-trial", type=float, default=1, help="CPUs per trial (default: %(default)s)"
+    )
+    t.add_argument(
+        "--gpus-per-trial", type=float, default=0, help="GPUs per trial (default: %(default)s)"
+    )
+    t.add_argument(
+        "--batch-size", type=int, default=64, help="training batch (default: %(default)s)"
+    )
+    t.add_argument(
+        "--grace-period",
+        type=int,
+        default=1,
+        help="ASHA: epochs before stopping (default: %(default)s)",
+    )
+    t.add_argument(
+        "--max-failures",
+        type=int,
+        default=2,
+        help="retries of a failed trial (default: %(default)s)",
+    )
+    t.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the sampler and the trainings (default: %(default)s)",
+    )
     t.add_argument("--out", default=None, help="run directory (default: runs/tune-<date>-<time>)")
     t.add_argument(
         "--resume",
@@ -248,21 +340,60 @@ def add_run(sub: Any) -> None:
         "(other settings into the same --out are refused); --only STAGE runs that stage again "
         "even when it finished (--only export rewrites the bundle).",
     )
-    r.add_argument("--space", required=True, help="search space name or TOML path")
-    add_dataset_args(r)
-    r.add_argument("--out", default="runs/run", help="run directory (default: runs/run)")
-    r.add_argument("--evaluator", default="zero-cost")
-    r.add_argument("--strategy", default="evolution")
-    r.add_argument("--budget", type=int, default=200, help="search: candidates")
-    r.add_argument("--top", type=int, default=3, help="tune: finalists")
-    r.add_argument("--trials", type=int, default=6, help="tune: short trainings")
-    r.add_argument("--tune-epochs", type=int, default=3, help="tune: epochs per trial")
-    r.add_argument("--epochs", type=int, default=30, help="train: epochs for the winner")
-    r.add_argument("--address", default=None, help="Ray cluster for search scoring and tuning")
-    r.add_argument("--seed", type=int, default=0)
     r.add_argument(
-        "--skip", action="append", default=[], choices=["search", "tune", "train", "export"]
+        "--space", required=True, help="search space name or TOML path ('autost spaces' lists them)"
     )
-    r.add_argument("--only", default=None, choices=["search", "tune", "train", "export"])
+    add_dataset_args(r)
+    r.add_argument("--out", default="runs/run", help="run directory (default: %(default)s)")
+    r.add_argument(
+        "--evaluator",
+        default="zero-cost",
+        help="search: evaluator recipe name or TOML path ('autost proxies' lists them; "
+        "default: %(default)s)",
+    )
+    r.add_argument(
+        "--strategy",
+        default="evolution",
+        help="search: random | evolution | tpe | nsga2 (default: %(default)s)",
+    )
+    r.add_argument(
+        "--budget", type=int, default=200, help="search: candidates to draw (default: %(default)s)"
+    )
+    r.add_argument(
+        "--top", type=int, default=3, help="tune: finalists from the search (default: %(default)s)"
+    )
+    r.add_argument(
+        "--trials", type=int, default=6, help="tune: short trainings (default: %(default)s)"
+    )
+    r.add_argument(
+        "--tune-epochs", type=int, default=3, help="tune: epochs per trial (default: %(default)s)"
+    )
+    r.add_argument(
+        "--epochs", type=int, default=30, help="train: epochs for the winner (default: %(default)s)"
+    )
+    r.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster for search scoring and tuning (default: a local Ray)",
+    )
+    r.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the search, the tuning and the training (default: %(default)s)",
+    )
+    r.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=["search", "tune", "train", "export"],
+        help="leave this stage out (repeatable)",
+    )
+    r.add_argument(
+        "--only",
+        default=None,
+        choices=["search", "tune", "train", "export"],
+        help="run this stage alone, even when it finished",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.set_defaults(func=_cmd_run)

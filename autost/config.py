@@ -23,6 +23,9 @@ from typing import Any
 from autost.errors import AutostError, ConfigError
 
 SCHEMA_VERSION = 1
+#: ``schema_version`` of the files that wrap a config under ``"config"`` (bundles' config.json,
+#: best.json, train.json, exported configs); :meth:`ArchConfig.from_json` refuses any other.
+WRAPPER_SCHEMA_VERSION = 1
 
 #: Attention mechanisms (see :mod:`autost.blocks.attention`).
 ATTENTION_TYPES = ("ssa", "sdsa", "qk-token", "qk-channel", "semm")
@@ -105,8 +108,10 @@ class ArchConfig:
     ``sdsa_dvs_pool`` adds the Spike-driven Transformer's parameter-free 3x3 max-pools to SDSA
     (its CIFAR10-DVS "DVS mode"); ``ssa_flat_proj_lif`` runs SSA's output neuron over the
     flattened ``T*B`` axis as every official QKFormer does, so that its membrane carries from
-    one sample to the next (off: per-sample dynamics, equal to it at batch 1). Each only
-    affects layers of that attention type (``ssa_flat_proj_lif`` also needs spike shortcuts).
+    one sample to the next (off: per-sample dynamics, equal to it at batch 1). Each is
+    refused on a config without a layer of that attention type (``ssa_flat_proj_lif`` also
+    needs spike shortcuts). Official Spikformer runs SSA's output neuron per sample:
+    ``ssa_flat_proj_lif`` on a Spikformer departs from it (``load_official`` refuses it there).
     """
 
     in_channels: int = 3
@@ -179,6 +184,18 @@ class ArchConfig:
         for width, count in zip(self.stage_dims, self.stages, strict=True):
             dims.extend([width] * count)
         return tuple(dims)
+
+    @property
+    def layer_sides(self) -> tuple[int, ...]:
+        """Side of the square token grid every encoder block works on (the grid halves at
+        each stage transition; ``validate`` makes every side a whole number)."""
+        side = self.image_size // self.stem_stride
+        if not self.stages:
+            return (side,) * self.depth
+        sides: list[int] = []
+        for stage, count in enumerate(self.stages):
+            sides.extend([side >> stage] * count)
+        return tuple(sides)
 
     @property
     def stem_stride(self) -> int:
@@ -274,6 +291,24 @@ class ArchConfig:
                 )
         if self.coding == "gac" and self.timesteps < 2:
             raise ConfigError("coding", "gac's temporal attention needs timesteps >= 2")
+        self._validate_family_settings()
+
+    def _validate_family_settings(self) -> None:
+        """Settings of one attention type need a layer of that type to change anything."""
+        kinds = ", ".join(sorted(set(self.attention)))
+        for name, kind in (("ssa_flat_proj_lif", "ssa"), ("sdsa_dvs_pool", "sdsa")):
+            if getattr(self, name) and kind not in self.attention:
+                raise ConfigError(
+                    name,
+                    f"only changes {kind!r} attention layers and this config has none "
+                    f"(attention: {kinds}); leave it false",
+                )
+        if self.ssa_flat_proj_lif and self.shortcut != "spike":
+            raise ConfigError(
+                "ssa_flat_proj_lif",
+                f"only changes the output neuron of spike shortcuts; shortcut "
+                f"{self.shortcut!r} has none; leave it false",
+            )
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -345,6 +380,12 @@ class ArchConfig:
         except json.JSONDecodeError as exc:
             raise AutostError(f"{source}: malformed config JSON: {exc}") from None
         if isinstance(data, Mapping) and "config" in data and not set(data) & _FIELD_NAMES:
+            version = data.get("schema_version", WRAPPER_SCHEMA_VERSION)
+            if isinstance(version, bool) or version != WRAPPER_SCHEMA_VERSION:
+                raise AutostError(
+                    f"{source}: unsupported schema_version {version!r} of the file around the "
+                    f"config (this autost reads {WRAPPER_SCHEMA_VERSION})"
+                )
             data = data["config"]  # an export bundle or best.json wraps the config
         if not isinstance(data, Mapping):
             raise AutostError(
@@ -515,6 +556,50 @@ def check_field(name: str, value: Any) -> None:
         _FIELD_RULES[name](name, value)
     else:
         raise ConfigError(name, _unknown(name, tuple(sorted(_FIELD_NAMES))))
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``["KEY=VALUE", ...]`` (the CLI's ``--set``) as :class:`ArchConfig` overrides.
+
+    KEY is a field, or ``neuron.NAME`` for a neuron setting; VALUE is read as JSON (``true``,
+    ``4``, ``[6, 12]``) except for text fields, where it stays text. An unknown KEY or a value
+    that field can never hold raises :class:`ConfigError` naming the item; rules between
+    fields are checked when the overrides are applied."""
+    overrides: dict[str, Any] = {}
+    neuron_names = {f.name: f for f in dataclasses.fields(NeuronConfig)}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise AutostError(f"override {item!r}: expected KEY=VALUE, e.g. ssa_flat_proj_lif=true")
+        head, dot, name = key.partition(".")
+        fields = neuron_names if dot else _FIELDS
+        target = fields.get(name if dot else key)
+        text_field = target is not None and isinstance(target.default, str)
+        value = text if text_field else _json_or_text(text)
+        try:
+            if dot and head != "neuron":
+                raise ConfigError(key, "only neuron settings take a dotted name (neuron.NAME)")
+            if dot:
+                check_field("neuron", {name: value})
+                overrides.setdefault("neuron", {})[name] = value
+            else:
+                check_field(key, value)
+                overrides[key] = value
+        except ConfigError as exc:
+            detail = str(exc).removeprefix(f"{exc.field}: ")
+            raise ConfigError(exc.field, f"{detail} (in override {item!r})") from None
+    return overrides
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(ArchConfig)}
 
 
 def check_layer_entry(name: str, value: Any) -> None:

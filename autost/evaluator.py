@@ -68,6 +68,7 @@ from torch import Tensor
 
 from autost.config import ArchConfig
 from autost.errors import AutostError, UnknownNameError
+from autost.faults import kill_point
 from autost.proxies import ReferencePool, get_proxy, score_all
 
 if sys.version_info >= (3, 11):
@@ -321,6 +322,12 @@ class Evaluator:
             )
         return x, y
 
+    def check_data(self, config: ArchConfig) -> None:
+        """Read the data ``config`` would be scored with, so that missing files or a shape
+        that does not fit fail now (before a run writes anything), with one line."""
+        if self.needs_data:
+            self.batch(config)
+
     # ------------------------------------------------------------------ scoring
     def raw_scores(self, config: ArchConfig) -> dict[str, float]:
         """Raw values of every proxy of the recipe for ``config``."""
@@ -360,10 +367,13 @@ class Evaluator:
         equal = len(set(self.weights.values())) == 1
         parts = self.proxies if equal else [f"{n} x{w:g}" for n, w in self.weights.items()]
         size = self.reference.size if self.reference is not None else self.reference_size
+        # the leaderboard's order among equal scores (autost.search.study.rank_leaderboard)
+        ties = sorted(self.weights, key=lambda name: -self.weights[name])
         return (
             f"score: {self.name} rank ensemble of {', '.join(parts)} "
             f"({'mean' if equal else 'weighted mean'} percentile among {size} reference "
-            "candidates, 0 to 1; higher is better)"
+            f"candidates, 0 to 1; higher is better); equal scores are ordered by "
+            f"{', then '.join(ties)} (the better raw value first), then by candidate key"
         )
 
     def score(self, config: ArchConfig) -> dict[str, float]:
@@ -417,13 +427,16 @@ class Evaluator:
             configs = list(candidates)
         if not configs:
             raise AutostError("a reference pool needs at least one candidate")
-        from tqdm.auto import tqdm
+        from autost.training.progress import progress_bar
 
-        bar = tqdm(
-            configs, desc="reference pool", unit="cand", disable=not progress, dynamic_ncols=True
-        )
-        with bar:
-            rows = [self.raw_scores(cfg) for cfg in bar]
+        rows = []
+        with progress_bar(
+            len(configs), desc="reference pool", unit="cand", enabled=progress
+        ) as bar:
+            for cfg in configs:
+                rows.append(self.raw_scores(cfg))
+                kill_point("search-reference-candidate")
+                bar.update(1)
         pool = ReferencePool.from_rows(
             rows, self.proxies, evaluator=self.name, recipe=self.to_dict(),
             draw_seed=seed, configs=[cfg.to_dict() for cfg in configs],

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from autost.config import WRAPPER_SCHEMA_VERSION
 from autost.errors import AutostError
 from autost.io import atomic_write_bytes, atomic_write_text
 
@@ -31,7 +33,8 @@ if TYPE_CHECKING:
     from autost.config import ArchConfig
     from autost.models import SpikingTransformer
 
-BUNDLE_SCHEMA = 1
+#: ``config.json``'s own version: the one ``ArchConfig.from_json`` reads around a config
+BUNDLE_SCHEMA = WRAPPER_SCHEMA_VERSION
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 LEGACY_WEIGHTS = "weights.pt"
@@ -62,15 +65,12 @@ def read_bundle_config(folder: Path) -> tuple[ArchConfig, dict[str, Any]]:
     from autost.config import ArchConfig
 
     path = folder / CONFIG
-    config = ArchConfig.from_json(path)  # one-line errors for unreadable or invalid configs
+    # one-line errors for unreadable or invalid configs and for a schema_version, inner or
+    # outer, other than this version's
+    config = ArchConfig.from_json(path)
     data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or "config" not in data:
         return config, {"schema_version": BUNDLE_SCHEMA, "config": data, "provenance": None}
-    version = data.get("schema_version", BUNDLE_SCHEMA)
-    if version != BUNDLE_SCHEMA:
-        raise AutostError(
-            f"{path}: bundle schema_version {version!r}; this autost reads {BUNDLE_SCHEMA}"
-        )
     if not isinstance(data.get("provenance"), (dict, type(None))):
         raise AutostError(
             f"{path}: 'provenance' is a {type(data['provenance']).__name__}, not an object"
@@ -125,7 +125,9 @@ def read_weights(folder: Path) -> tuple[dict[str, Tensor], str]:
             ) from None
     path = folder / LEGACY_WEIGHTS
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's own (pickle protocols): the error says it all
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # weights_only refuses pickles with code; torn files raise too
         raise AutostError(f"{path}: cannot load the weights ({_reason(exc)})") from None
     if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):

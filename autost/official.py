@@ -8,12 +8,15 @@ training scripts store under ``"args"``, is the one class allowed besides tensor
 containers).
 
 The official layout follows from the config (so shrunk presets work too): the stem names the
-family; Spikformer's variant is CIFAR when the q/k/v projections have a bias (``nn.Linear``),
-DVS for two input channels (``Conv1d``), else ImageNet (``Conv1d`` attention, ``Conv2d`` MLP);
-QKFormer's variant is its stem's. Official 1x1 convolutions become our linear weights by
-dropping their trailing singleton dimensions. Keys of modules the official code builds but
-never calls are dropped, and only those: Spikformer's ``block.i.norm1``/``norm2`` LayerNorms
-and, in the DVS model, ``pos_embed`` and ``norm``; SDT's ``block.i.attn.talking_heads``.
+family; Spikformer's variant is read from the checkpoint's keys: CIFAR for ``nn.Linear``
+projections (``*_linear``; its q/k/v have biases, so the config needs ``qkv_bias``), DVS for a
+``Conv1d`` MLP, ImageNet for a ``Conv2d`` MLP (both with ``Conv1d`` attention without biases);
+QKFormer's variant is its stem's. Official Spikformer runs SSA's output neuron per sample, so a
+Spikformer config with ``ssa_flat_proj_lif`` is refused; official QKFormer needs it at batch
+>= 2. Official 1x1 convolutions become our linear weights by dropping their trailing singleton
+dimensions. Keys of modules the official code builds but never calls are dropped, and only
+those: Spikformer's ``block.i.norm1``/``norm2`` LayerNorms and, in the DVS model,
+``pos_embed`` and ``norm``; SDT's ``block.i.attn.talking_heads``.
 A missing ``num_batches_tracked`` is tolerated (it only counts training steps).
 
 Key names and shapes were read from ZK-Zhou/spikformer ``cifar10/model.py``,
@@ -27,7 +30,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import time
+import warnings
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,8 +100,26 @@ def _sps_stem(cfg: ArchConfig) -> list[_Pair]:
     ]
 
 
-def _spikformer(cfg: ArchConfig) -> Layout:
-    variant = "cifar" if cfg.qkv_bias else "dvs" if cfg.in_channels == 2 else "imagenet"
+def _spikformer_variant(cfg: ArchConfig, state: Mapping[str, Any] | None) -> str:
+    """``cifar`` (``nn.Linear``), ``dvs`` (``Conv1d`` MLP) or ``imagenet`` (``Conv2d`` MLP), read
+    from the checkpoint's keys; without them (or where they tell nothing) from the config."""
+    if state is not None:
+        if any(k.startswith("block.") and "_linear." in k for k in state):
+            return "cifar"
+        fc1 = state.get("block.0.mlp.fc1_conv.weight")
+        if isinstance(fc1, Tensor) and fc1.dim() in (3, 4):
+            return "dvs" if fc1.dim() == 3 else "imagenet"
+    return "cifar" if cfg.qkv_bias else "dvs" if cfg.in_channels == 2 else "imagenet"
+
+
+def _spikformer(cfg: ArchConfig, state: Mapping[str, Any] | None, name: str, source: str) -> Layout:
+    variant = _spikformer_variant(cfg, state)
+    if cfg.qkv_bias != (variant == "cifar"):  # only CIFAR's nn.Linear q/k/v have biases
+        has = "nn.Linear q/k/v with biases" if variant == "cifar" else "q/k/v without biases"
+        raise AutostError(
+            f"{source} has the official Spikformer ({_VARIANT_NAMES[variant]}) layout "
+            f"({has}), but {name} has qkv_bias = {str(cfg.qkv_bias).lower()}"
+        )
     attn_squeeze = 0 if variant == "cifar" else 1  # nn.Linear, else Conv1d
     mlp_squeeze = {"cifar": 0, "dvs": 1, "imagenet": 2}[variant]  # Linear, Conv1d, Conv2d
     pairs = _sps_stem(cfg)
@@ -108,8 +132,11 @@ def _spikformer(cfg: ArchConfig) -> Layout:
         unused |= {f"block.{i}.{n}.{w}" for n in ("norm1", "norm2") for w in ("weight", "bias")}
     if variant == "dvs":
         unused |= {"pos_embed", "norm.weight", "norm.bias"}
-    name = {"cifar": "CIFAR", "dvs": "DVS", "imagenet": "ImageNet"}[variant]
-    return Layout(f"Spikformer ({name})", (*pairs, _Pair("head", "head")), frozenset(unused))
+    family = f"Spikformer ({_VARIANT_NAMES[variant]})"
+    return Layout(family, (*pairs, _Pair("head", "head")), frozenset(unused))
+
+
+_VARIANT_NAMES = {"cifar": "CIFAR", "dvs": "DVS", "imagenet": "ImageNet"}
 
 
 def _sdt(cfg: ArchConfig) -> Layout:
@@ -194,13 +221,25 @@ def _check_official(cfg: ArchConfig, name: str) -> None:
                 f"{name} has no official checkpoint layout ({field} = {value!r}); "
                 "official checkpoints load into the spikformer-*, sdt-* and qkformer-* presets"
             )
+    if cfg.stem == "sps" and cfg.ssa_flat_proj_lif:
+        raise AutostError(
+            f"{name}: ssa_flat_proj_lif = true departs from official Spikformer, whose SSA runs "
+            "its output neuron per sample (only official QKFormer flattens it); leave it false"
+        )
 
 
-def official_layout(cfg: ArchConfig, name: str = "the config") -> Layout:
-    """The official checkpoint layout of ``cfg`` (an official preset, possibly shrunk)."""
+def official_layout(
+    cfg: ArchConfig,
+    name: str = "the config",
+    state: Mapping[str, Any] | None = None,
+    source: str = "the checkpoint",
+) -> Layout:
+    """The official checkpoint layout of ``cfg`` (an official preset, possibly shrunk); the
+    official ``state`` dict (read from ``source``), when given, picks Spikformer's variant by
+    its keys."""
     _check_official(cfg, name)
     if cfg.stem == "sps":
-        return _spikformer(cfg)
+        return _spikformer(cfg, state, name, source)
     if cfg.stem == "sps-membrane":
         return _sdt(cfg)
     return _qkformer(cfg)
@@ -232,18 +271,27 @@ def _key_table(
     return table
 
 
+#: What a checkpoint file should be, for the one-line refusals of anything else.
+_EXPECTED = "expected a file written by torch.save, e.g. of a model's state_dict"
+#: The first pickle of a checkpoint that torch.save wrote in its legacy (pre-1.6) format.
+_LEGACY_MAGIC = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
+
+
 def _load_file(path: Path) -> Any:
-    """``torch.load(weights_only=True)`` with user errors as one-line :class:`AutostError`."""
+    """``torch.load(weights_only=True)`` with user errors as one-line :class:`AutostError`
+    and torch's own warnings (about pickle protocols, for instance) silenced."""
     import argparse
 
     if not path.is_file():
         raise AutostError(f"no such checkpoint file: {path}")
     allow = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
     try:
-        if allow is None:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        with allow([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if allow is None:
+                return torch.load(path, map_location="cpu", weights_only=True)
+            with allow([argparse.Namespace]):
+                return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # refused globals, truncated archives, not a checkpoint at all
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         reason = next((ln for ln in lines if "GLOBAL" in ln.upper()), None)
@@ -252,10 +300,52 @@ def _load_file(path: Path) -> Any:
                 f"{path}: refused: the checkpoint holds more than tensors and plain containers "
                 f"and weights-only loading does not run code ({reason})"
             ) from exc
-        detail = next((ln for ln in lines if "Unsupported" in ln), lines[0] if lines else "")
-        raise AutostError(
-            f"{path}: not a readable PyTorch checkpoint ({detail or type(exc).__name__})"
-        ) from exc
+        raise AutostError(_not_a_checkpoint(path)) from exc
+
+
+def _not_a_checkpoint(path: Path) -> str:
+    """Why ``path``, which ``torch.load`` refused, is no checkpoint: what the file is instead."""
+    with path.open("rb") as handle:
+        head = handle.read(len(_LEGACY_MAGIC))
+    if not head:
+        return f"{path} is empty, not a PyTorch checkpoint: {_EXPECTED}"
+    if head.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return (
+                f"{path} is a truncated or damaged zip archive, not a readable PyTorch "
+                f"checkpoint (was it copied whole?): {_EXPECTED}"
+            )
+        if not any(name.endswith("/data.pkl") for name in names):
+            return (
+                f"{path} is a zip archive without data.pkl, not a PyTorch checkpoint: {_EXPECTED}"
+            )
+        return (
+            f"{path} is a damaged PyTorch checkpoint (a zip archive whose records do not "
+            f"read back; was it copied whole?): {_EXPECTED}"
+        )
+    if head.startswith(_LEGACY_MAGIC):
+        return (
+            f"{path} is a truncated or damaged PyTorch checkpoint of torch.save's legacy "
+            f"format: {_EXPECTED}"
+        )
+    if _is_pickle(path):
+        return f"{path} is a plain pickle, not a PyTorch checkpoint: {_EXPECTED}"
+    kind = "neither a zip archive nor a whole pickle"
+    return f"{path} is not a PyTorch checkpoint ({kind}): {_EXPECTED}"
+
+
+def _is_pickle(path: Path) -> bool:
+    """Whether ``path`` holds a whole pickle; its opcodes are read, nothing is run."""
+    import pickletools
+
+    with path.open("rb") as handle:
+        try:
+            return any(op.name == "STOP" for op, _, _ in pickletools.genops(handle))
+        except (ValueError, EOFError, UnicodeDecodeError):
+            return False
 
 
 def _state_dict(obj: Any, source: str) -> dict[str, Any]:
@@ -337,21 +427,33 @@ def load_official(
 
     QKFormer's official SSA runs its output neuron over the flattened time x batch axis, so
     its outputs at batch >= 2 depend on the other samples; the presets keep per-sample
-    dynamics. Pass ``ssa_flat_proj_lif=True`` to reproduce the official outputs bit for bit.
+    dynamics. Pass ``ssa_flat_proj_lif=True`` to reproduce the official outputs bit for bit
+    (official Spikformer runs it per sample: a Spikformer config with it is refused).
     """
+    return _load(checkpoint, preset, overrides)[0]
+
+
+def _load(
+    checkpoint: str | os.PathLike[str] | Mapping[str, Any],
+    preset: Any,
+    overrides: Mapping[str, Any],
+) -> tuple[SpikingTransformer, Layout]:
+    """:func:`load_official`'s model and the official layout its checkpoint had."""
     name = _preset_name(preset)
     cfg = resolve_config(preset, **overrides)
+    _check_official(cfg, name)  # before reading a file that could not fit anyway
     if isinstance(checkpoint, Mapping):
         source, raw = "checkpoint", checkpoint
     else:
         source, raw = str(checkpoint), _load_file(Path(checkpoint))
-    layout = official_layout(cfg, name)
+    official = _state_dict(raw, source)
+    layout = official_layout(cfg, name, official, source)
     model = SpikingTransformer(cfg)
     ours = model.state_dict()
     table = _key_table(layout, ours, name)
-    state = _mapped(_state_dict(raw, source), table, layout, ours, source, name)
+    state = _mapped(official, table, layout, ours, source, name)
     model.load_state_dict(state, strict=True)
-    return model
+    return model, layout
 
 
 def _sha256(path: Path) -> str:
@@ -363,11 +465,16 @@ def _sha256(path: Path) -> str:
 
 
 def convert(
-    checkpoint: str | os.PathLike[str], preset: Any, bundle: str | os.PathLike[str]
+    checkpoint: str | os.PathLike[str],
+    preset: Any,
+    bundle: str | os.PathLike[str],
+    **overrides: Any,
 ) -> Path:
     """Write official ``checkpoint`` as a Hub-ready bundle folder (``config.json``,
     ``model.safetensors`` and a ``README.md`` model card, the layout of ``autost run``'s
-    export) that ``autost.create_model(bundle)`` loads; returns the folder. The checkpoint is
+    export) that ``autost.create_model(bundle)`` loads; returns the folder. ``overrides``
+    are config fields, as for :func:`load_official` (``ssa_flat_proj_lif=True`` for official
+    QKFormer outputs at batch >= 2); the bundle's config keeps them. The checkpoint is
     checked whole before anything is written; each file is written atomically."""
     import autost
     from autost.hub import save_bundle
@@ -375,12 +482,13 @@ def convert(
     source, folder = Path(checkpoint), Path(bundle)
     if folder.exists() and not folder.is_dir():
         raise AutostError(f"{folder} is a file, not a folder")
-    model = load_official(source, preset)
+    model, layout = _load(source, preset, overrides)
     provenance = {
         "converted_from": str(source),
         "sha256": _sha256(source),
         "preset": _preset_name(preset),
-        "official_layout": official_layout(model.config).family,
+        "overrides": {k: v for k, v in model.config.to_dict().items() if k in overrides},
+        "official_layout": layout.family,
         "versions": {"autost": autost.__version__, "torch": torch.__version__},
         "converted": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

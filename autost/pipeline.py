@@ -25,6 +25,7 @@ from typing import Any
 
 from autost.config import ArchConfig
 from autost.errors import AutostError
+from autost.faults import kill_point
 from autost.io import atomic_write_text
 
 STAGES = ("search", "tune", "train", "export")
@@ -69,6 +70,10 @@ def _state(out: Path) -> dict[str, Any]:
         raise AutostError(f"{path}: unreadable run record ({exc})") from exc
     if not isinstance(state, dict) or not isinstance(state.get("stages"), dict):
         raise AutostError(f"{path}: not an autost run record (no 'stages' table)")
+    if not all(isinstance(v, dict) for v in state["stages"].values()) or not isinstance(
+        state.get("settings", {}), dict
+    ):
+        raise AutostError(f"{path}: not an autost run record (malformed 'stages' or 'settings')")
     return state
 
 
@@ -83,8 +88,14 @@ def _finish(out: Path, state: dict[str, Any], stage: str, info: dict[str, Any]) 
 
 def _check_settings(out: Path, state: dict[str, Any], settings: dict[str, Any]) -> None:
     """Refuse to continue a run made with other settings (a run from before settings were
-    recorded adopts these)."""
+    recorded adopts these, and so does one that has made nothing yet)."""
     previous = state.get("settings", {})
+    if not any(v.get("status") == "complete" for v in state["stages"].values()):
+        from autost.search.folder import folder_state
+        from autost.search.study import STUDY_NAME
+
+        if folder_state(out / "search", None, STUDY_NAME).scored == 0:
+            return  # nothing was made with the earlier settings: a fresh start
     for key in SETTINGS:
         if key in previous and previous[key] != settings[key]:
             raise AutostError(
@@ -137,9 +148,11 @@ def run(
         "root": None if root is None else str(root),
         "dataset_options": options,
     }
+    _preflight(out, settings, skip, only)
     state = _state(out)
     _check_settings(out, state, settings)
     out.mkdir(parents=True, exist_ok=True)
+    kill_point("run-record")
     if state.get("settings") != settings:
         state["settings"] = settings
         _save(out, state)
@@ -201,8 +214,51 @@ def run(
             _need(out / "train" / "weights.pt", "export", "train")
             export_bundle(out, out / "bundle")
             _finish(out, state, stage, {"bundle": str(out / "bundle")})
+        kill_point(f"run-{stage}")
         ran.append(stage)
     return RunResult(out, out / "bundle", ran, skipped)
+
+
+def _preflight(
+    out: Path, settings: Mapping[str, Any], skip: Sequence[str], only: str | None
+) -> None:
+    """Check every setting, the space, the evaluator and the dataset's files before the run
+    writes anything, so that a refused run leaves no record behind."""
+    from autost.data import list_datasets
+    from autost.search import STRATEGIES
+    from autost.search.outputs import check_out_folder
+    from autost.space import SearchSpace
+    from autost.training.short import check_dataset
+
+    check_out_folder(out)
+    for key in ("budget", "top", "trials", "tune_epochs", "epochs"):
+        value = settings[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            flag = "--" + key.replace("_", "-")
+            raise AutostError(f"{flag} must be an integer >= 1, got {value!r}")
+    if settings["strategy"] not in STRATEGIES:
+        raise AutostError(
+            f"unknown strategy {settings['strategy']!r} (choices: {', '.join(STRATEGIES)})"
+        )
+    space = SearchSpace.load(settings["space"])
+    from autost.evaluator import Evaluator
+
+    Evaluator.load(settings["evaluator"])
+    dataset = settings["dataset"]
+    if dataset not in list_datasets():
+        import difflib
+
+        close = difflib.get_close_matches(dataset, list_datasets(), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise AutostError(
+            f"unknown dataset {dataset!r}{hint} (datasets: {', '.join(list_datasets())})"
+        )
+    wanted = [only] if only else [s for s in STAGES if s not in skip]
+    if not {"tune", "train"} & set(wanted):
+        return  # the search checks its own data
+    check_dataset(
+        space.sample(settings["seed"]), dataset, settings["root"], settings["dataset_options"]
+    )
 
 
 def _need(path: Path, stage: str, before: str) -> None:
@@ -225,13 +281,14 @@ def _train(
     from autost.training import train
 
     overrides: dict[str, Any] = {}
-    if (out / "tune" / "best.json").exists():
-        best = json.loads((out / "tune" / "best.json").read_text())
+    source = out / "tune" / "best.json"
+    if not source.exists():
+        source = out / "search" / "best.json"
+        _need(source, "train", "search")
+    best = json.loads(source.read_text())
+    if source.parent.name == "tune":
         overrides = {k: best["params"][k] for k in ("lr", "weight_decay") if k in best["params"]}
-    else:
-        _need(out / "search" / "best.json", "train", "search")
-        best = json.loads((out / "search" / "best.json").read_text())
-    config = ArchConfig.from_dict(best["config"])
+    config = ArchConfig.from_json(source)  # checks the file's own schema_version too
     folder = out / "train"
     result = train(
         config,

@@ -52,39 +52,72 @@ def plot_pareto(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_proxy_vs_accuracy(pairs: list[tuple[float, float]], tau: float, path: Path) -> None:
-    """Proxy score of each finalist against its best short-training accuracy."""
+def correlation_title(count: int, tau: float) -> str:
+    """What the finalists' proxy-against-accuracy plot shows, for ``count`` finalists."""
+    if count == 0:
+        return "No finalist was tuned"
+    if count == 1:
+        return "One finalist: no correlation"
+    if tau != tau:  # NaN: every score or every accuracy tied
+        return f"{count} finalists: Kendall tau undefined (ties)"
+    return f"{count} finalists: Kendall tau {tau:.2f}"
+
+
+def plot_proxy_vs_accuracy(
+    points: list[tuple[int, float, float]], tau: float, path: Path, winner: int | None = None
+) -> Any:
+    """Proxy score of each finalist (``(search rank, score, accuracy)``) against its best
+    short-training accuracy, each labelled with its search rank and the ``winner`` (the
+    search rank of the trained architecture) marked; returns the (closed) figure."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 4))
-    if pairs:
-        ax.scatter(*zip(*pairs, strict=True), s=30)
+    for rank, score, acc in points:
+        won = rank == winner
+        ax.scatter(
+            [score],
+            [acc],
+            s=160 if won else 30,
+            marker="*" if won else "o",
+            color="C3" if won else "C0",
+            label="trained winner" if won else None,
+            zorder=3 if won else 2,
+        )
+        ax.annotate(f"#{rank}", (score, acc), textcoords="offset points", xytext=(6, 4))
+    if any(rank == winner for rank, _, _ in points):
+        ax.legend()
     ax.set_xlabel("proxy score")
     ax.set_ylabel("short-training val accuracy")
-    ax.set_title(f"Finalists: Kendall tau {tau:.2f}")
+    ax.set_title(correlation_title(len(points), tau))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return fig
 
 
-def plot_training(metrics: list[dict[str, Any]], path: Path) -> None:
-    """Loss and accuracy curves of the full training."""
+def plot_training(metrics: list[dict[str, Any]], path: Path) -> Any:
+    """Loss and accuracy curves of the full training (whole epochs on the x axis); returns
+    the (closed) figure."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = _plt()
     epochs = [m["epoch"] for m in metrics]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.plot(epochs, [m["train_loss"] for m in metrics], label="train")
-    left.plot(epochs, [m["val_loss"] for m in metrics], label="val")
-    left.set_xlabel("epoch")
+    marker = "o" if len(epochs) < 20 else None  # a short run's points stay visible
+    left.plot(epochs, [m["train_loss"] for m in metrics], label="train", marker=marker)
+    left.plot(epochs, [m["val_loss"] for m in metrics], label="val", marker=marker)
     left.set_ylabel("loss")
-    left.legend()
-    right.plot(epochs, [m["train_acc"] for m in metrics], label="train")
-    right.plot(epochs, [m["val_acc"] for m in metrics], label="val")
-    right.set_xlabel("epoch")
+    right.plot(epochs, [m["train_acc"] for m in metrics], label="train", marker=marker)
+    right.plot(epochs, [m["val_acc"] for m in metrics], label="val", marker=marker)
     right.set_ylabel("accuracy")
-    right.legend()
+    for ax in (left, right):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend()
     fig.suptitle("Full training of the winner")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return fig
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
@@ -94,8 +127,8 @@ def _csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def _finalist_pairs(run: Path) -> list[tuple[float, float]]:
-    """(search score, best short-training accuracy) of each tuned finalist."""
+def _finalist_points(run: Path) -> list[tuple[int, float, float]]:
+    """(search rank, search score, best short-training accuracy) of each tuned finalist."""
     tune_file = run / "tune" / "tune.json"
     if not tune_file.exists():
         return []
@@ -108,7 +141,43 @@ def _finalist_pairs(run: Path) -> list[tuple[float, float]]:
             continue
         arch = int(json.loads(row["params"])["arch"])
         best[arch] = max(best.get(arch, 0.0), float(row["val_acc"]))
-    return [(board[i].score, acc) for i, acc in sorted(best.items()) if i < len(board)]
+    return [(i + 1, board[i].score, acc) for i, acc in sorted(best.items()) if i < len(board)]
+
+
+def _tuning(run: Path, tune_best: dict[str, Any] | None, tau: float) -> dict[str, Any] | None:
+    """The tuning's provenance: the chosen trial's parameters and metrics, the finalist it
+    tried (search rank and key) and the finalists' Kendall tau; when every complete trial
+    ended at chance level, that (and no choice)."""
+    from autost.tune_record import at_chance_level
+
+    complete = [
+        {k: float(v) for k, v in row.items() if k in ("val_acc", "val_chance") and v}
+        for row in _csv(run / "tune" / "trials.csv")
+        if row.get("status") == "complete"
+    ]
+    if complete and all(at_chance_level(m) for m in complete):
+        return {
+            "at_chance": True,
+            "best_val_acc": max(m["val_acc"] for m in complete),
+            "chance": max(m["val_chance"] for m in complete),
+            "params": None,
+            "finalists_kendall_tau": tau,
+        }
+    if tune_best is None:
+        return None
+    info: dict[str, Any] = {
+        "params": tune_best["params"],
+        "metrics": tune_best["metrics"],
+        "finalists_kendall_tau": tau,
+    }
+    arch = tune_best["params"].get("arch")
+    if isinstance(arch, int):
+        from autost.search import load_run
+
+        board = load_run(run / "search")
+        if 0 <= arch < len(board):
+            info["finalist"] = {"rank": arch + 1, "of": len(board), "key": board[arch].key}
+    return info
 
 
 def search_match(search_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
@@ -178,9 +247,10 @@ def export_bundle(run: Path, bundle: Path) -> Path:
 
     rows = _csv(run / "search" / "leaderboard.csv")
     plot_pareto(rows, bundle / "pareto.png")
-    pairs = _finalist_pairs(run)
+    points = _finalist_points(run)
+    pairs = [(score, acc) for _, score, acc in points]
     tau = float(kendalltau(*zip(*pairs, strict=True)).statistic) if len(pairs) > 1 else float("nan")
-    plot_proxy_vs_accuracy(pairs, tau, bundle / "proxy_vs_accuracy.png")
+    plot_proxy_vs_accuracy(points, tau, bundle / "proxy_vs_accuracy.png", match["rank"])
     plot_training(metrics, bundle / "training.png")
 
     provenance = {
@@ -189,13 +259,7 @@ def export_bundle(run: Path, bundle: Path) -> Path:
         "strategy": search_run["strategy"],
         # the exported architecture's own search record, matched by config equality
         "search": match,
-        "tuning": None
-        if tune_best is None
-        else {
-            "params": tune_best["params"],
-            "metrics": tune_best["metrics"],
-            "finalists_kendall_tau": tau,
-        },
+        "tuning": _tuning(run, tune_best, tau),
         "training": {"dataset": status["dataset"], "settings": status["settings"], "final": final},
         "seed": search_run["seed"],
         "versions": {
@@ -211,7 +275,8 @@ def export_bundle(run: Path, bundle: Path) -> Path:
         from autost.pipeline import reproduce_command
 
         # into a fresh folder of the same name: the run's own would find every stage done
-        skip = ["tune"] if tune_best is None else []
+        tuned = tune_best is not None or (run / "tune" / "tune.json").exists()
+        skip = [] if tuned else ["tune"]
         provenance["reproduce"] = reproduce_command(settings, Path("runs") / run.name, skip)
     model = autost.SpikingTransformer(ArchConfig.from_dict(status["config"]))
     state = torch.load(train_dir / "weights.pt", map_location="cpu", weights_only=True)

@@ -223,6 +223,10 @@ class ShortTrainingEvaluator(Evaluator):
             raise AutostError(f"evaluator {self.name!r}: dataset {self.dataset!r}: empty val split")
         return train, val, static
 
+    def check_data(self, config: ArchConfig) -> None:
+        """Load the train and val splits ``config`` would train on (one line if they fail)."""
+        self._datasets(config)
+
     def raw_scores(self, config: ArchConfig) -> dict[str, float]:
         """Train ``config`` briefly; ``loss_drop``, ``train_steps`` and maybe ``val_acc``."""
         from autost.training.loop import resolve_device

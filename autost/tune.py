@@ -12,7 +12,12 @@ the run's record, see :mod:`autost.tune_record`), ``tune/session-K/`` (Ray's fil
 K-th session; each trial's checkpoints hold its trainer run files: checkpoint.pt, weights.pt,
 train.json, config.json, metrics.jsonl), ``ray.log`` (Ray's own log lines), ``trials.csv``
 (every finished trial with its status: ``complete``, ``stopped_early`` by ASHA, or ``failed``
-with its error), ``leaderboard.csv`` (complete trials only, best first) and ``best.json``.
+with its error), ``leaderboard.csv`` (complete trials only, best first) and ``best.json``
+(none when every complete trial ended at chance level: such trials tell no candidate apart).
+
+With finalists (``--from``) and at least as many trials, each finalist is tried once first
+(queued in the study with the sampler drawing its training hyperparameters), then the
+sampler chooses.
 
 Resuming reads only ``tune.json``, ``study.db`` and weights-only checkpoints: nothing pickled
 by Ray (``tuner.pkl``, ``searcher-state-*.pkl``) is ever loaded, so a tampered run folder
@@ -24,6 +29,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import shutil
 import sys
@@ -75,12 +81,21 @@ class TuneResult:
 
     @property
     def best(self) -> TrialRecord:
+        """The first of the leaderboard (see :attr:`at_chance` before trusting it)."""
         if not self.leaderboard:
             raise AutostError(f"{self.out}: no trial completed")
         return self.leaderboard[0]
 
+    @property
+    def at_chance(self) -> bool:
+        """Whether every complete trial ended at chance level (no better than always
+        answering the most frequent class): then the trials tell no candidate apart, and
+        no best trial is picked (no ``best.json``)."""
+        return bool(self.leaderboard) and all(t.at_chance for t in self.leaderboard)
+
     def summary(self) -> str:
-        """One line: counts by status, and the distinct errors of failed trials."""
+        """One line: counts by status, the distinct errors of failed trials, and whether
+        every complete trial ended at chance level."""
         text = (
             f"{len(self.leaderboard)} complete, {len(self.stopped_early)} stopped early by "
             f"ASHA, {len(self.failed)} failed"
@@ -88,7 +103,15 @@ class TuneResult:
         if self.resumed:
             text += f" ({self.resumed} of them finished before this resume)"
         errors = sorted({t.error.splitlines()[-1] if t.error else "?" for t in self.failed})
-        return text + (f" (errors: {'; '.join(errors)[:500]})" if errors else "")
+        text += f" (errors: {'; '.join(errors)[:500]})" if errors else ""
+        if self.at_chance:
+            chance = max(t.metrics["val_chance"] for t in self.leaderboard)
+            text += (
+                f"; every complete trial ended at chance level (val accuracy at most "
+                f"{self.best.val_acc:.4f}; always answering the most frequent class scores "
+                f"{chance:.4f}), so no best trial is picked: give the trials more epochs"
+            )
+        return text
 
 
 # ------------------------------------------------------------------------------ the trial
@@ -285,6 +308,12 @@ def tune(
             raise AutostError(
                 f"space {space_obj.name!r} already searches timesteps; drop --timesteps"
             )
+    from autost.training.short import check_dataset
+
+    # the data every trial reads: missing files or a misfit fail now, not in every trial
+    probe = finalists[0] if finalists else space_obj.sample(seed)
+    check_dataset(probe, dataset, root, dataset_options)
+
     from autost.training.settings import TrainSettings
 
     settings = TrainSettings(
@@ -334,7 +363,7 @@ def tune(
         atomic_write_text(out / "tune.json", json.dumps(record, indent=2) + "\n")
         study = _open_study(out, record, create=True)
 
-    from autost.tune_record import read_trials, requeue
+    from autost.tune_record import enqueue_finalists, read_trials, requeue
 
     def architecture(params: dict[str, Any]) -> ArchConfig:
         return trial_architecture(params, setup)
@@ -358,6 +387,8 @@ def tune(
                 local_ray_record(out, started_here=starts_ray),
             ):
                 requeue(study, interrupted)
+                if finalists and trials >= len(finalists):  # each once, then the sampler
+                    enqueue_finalists(study, len(finalists))
                 _run(setup, record, define, study, out, remaining, progress and not ray_output)
         finally:
             # This node's folders of the trials Ray ended without unwinding; the trial
@@ -437,12 +468,24 @@ def _open_study(out: Path, record: dict[str, Any], create: bool) -> Any:
         return optuna.create_study(
             storage=storage, study_name=STUDY_NAME, sampler=sampler, directions=directions
         )
+    optuna_log = logging.getLogger("optuna")  # its lines would come before our refusal
+    optuna_log.setLevel(logging.CRITICAL + 1)
     try:
         study = optuna.load_study(study_name=STUDY_NAME, storage=storage, sampler=sampler)
+        study.get_trials(deepcopy=False)  # a damaged file is refused here, not mid-run
     except KeyError:
         raise AutostError(
             f"{out / 'study.db'}: holds no study {STUDY_NAME!r} (nothing was changed)"
         ) from None
+    except Exception as exc:  # sqlalchemy / optuna errors on a damaged file
+        while exc.__cause__ is not None:  # sqlite's own words, under Optuna's and sqlalchemy's
+            exc = exc.__cause__  # type: ignore[assignment]
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise AutostError(
+            f"{out / 'study.db'}: damaged, cannot be read ({reason}); nothing was changed"
+        ) from None
+    finally:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
     if list(study.directions) != directions:
         raise AutostError(f"{out / 'study.db'}: the study's directions do not match --objective")
     return study
@@ -518,17 +561,9 @@ def _run(
 
 
 def _trial_bar(total: int, done: int, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
+    from autost.training.progress import progress_bar
 
-    return tqdm(
-        total=total,
-        initial=done,
-        desc="tune",
-        unit="trial",
-        disable=not enabled,
-        dynamic_ncols=True,
-        file=sys.stderr,
-    )
+    return progress_bar(total, desc="tune", unit="trial", initial=done, enabled=enabled)
 
 
 def _collect(
@@ -572,7 +607,9 @@ def _write_outputs(result: TuneResult) -> None:
     atomic_write_text(out / "leaderboard.csv", _rows(result.leaderboard))
     everything = [*result.leaderboard, *result.stopped_early, *result.failed]
     atomic_write_text(out / "trials.csv", _rows(everything))
-    if result.leaderboard:
+    if result.at_chance:  # nothing to pick between
+        (out / "best.json").unlink(missing_ok=True)
+    elif result.leaderboard:
         best = result.leaderboard[0]
         assert best.config is not None
         data = {

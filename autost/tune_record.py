@@ -17,7 +17,7 @@ A trial's life in the study: RUNNING (asked; attributes updated every epoch) -> 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ REPORTED = (
     "train_acc",
     "val_loss",
     "val_acc",
+    "val_chance",  # the share of the validation split's most frequent class
     "mean_firing_rate",
     "sops",
     "energy_mj",
@@ -61,6 +62,18 @@ class TrialRecord:
     @property
     def val_acc(self) -> float:
         return float(self.metrics.get("val_acc", 0.0))
+
+    @property
+    def at_chance(self) -> bool:
+        """Whether the trial ended at chance level (see :func:`at_chance_level`)."""
+        return at_chance_level(self.metrics)
+
+
+def at_chance_level(metrics: Mapping[str, float]) -> bool:
+    """Whether metrics ``metrics`` are no better than always answering the validation
+    split's most frequent class (``val_chance``); False when that share is not recorded."""
+    chance = metrics.get("val_chance")
+    return chance is not None and float(metrics.get("val_acc", 0.0)) <= float(chance)
 
 
 def public_params(config: dict[str, Any]) -> dict[str, Any]:
@@ -252,6 +265,21 @@ def read_trials(
             TrialRecord(trial_id, status, params, config, epochs, metrics, error, t.number)
         )
     return finished, interrupted
+
+
+def enqueue_finalists(study: Any, count: int) -> None:
+    """Queue one trial of each of ``count`` finalists that no trial of the study has tried
+    (asked or queued), so that each is tried once before the sampler chooses; the sampler
+    still draws their training hyperparameters. Idempotent: a resume queues only the
+    finalists a crash kept from being queued."""
+    tried: set[int] = set()
+    for t in study.get_trials(deepcopy=False):
+        params = t.system_attrs.get("fixed_params") or t.params
+        if isinstance(params.get("arch"), int):
+            tried.add(params["arch"])
+    for arch in range(count):
+        if arch not in tried:
+            study.enqueue_trial({"arch": arch})
 
 
 def requeue(study: Any, interrupted: Sequence[Any]) -> None:

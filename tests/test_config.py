@@ -210,7 +210,8 @@ def test_replace_rebroadcasts_uniform_layers_on_depth_change() -> None:
 
 
 def test_official_forward_settings_round_trip_and_default_off() -> None:
-    cfg = ArchConfig(attention="sdsa", sdsa_dvs_pool=True, ssa_flat_proj_lif=True)
+    cfg = ArchConfig(attention=["sdsa", "ssa", "ssa", "ssa"], sdsa_dvs_pool=True,
+                     ssa_flat_proj_lif=True)  # fmt: skip
     assert ArchConfig.from_json(cfg.to_json()) == cfg
     data = ArchConfig().to_dict()
     del data["sdsa_dvs_pool"], data["ssa_flat_proj_lif"]  # a config written before they existed
@@ -221,3 +222,73 @@ def test_official_forward_settings_round_trip_and_default_off() -> None:
             ArchConfig(**{name: "yes"})
         assert info.value.field == name
         check_field(name, True)
+
+
+def test_an_outer_schema_version_this_autost_does_not_know_is_refused(tmp_path: Path) -> None:
+    inner = ArchConfig(depth=2).to_dict()
+    path = tmp_path / "best.json"
+    for version in (99, True, "1"):
+        path.write_text(json.dumps({"schema_version": version, "config": inner}))
+        for read in (ArchConfig.from_json, autost.create_model):
+            with pytest.raises(autost.AutostError) as info:
+                read(path)
+            message = str(info.value)
+            assert "\n" not in message and message.startswith(f"{path}: ")
+            assert f"unsupported schema_version {version!r}" in message
+    for outer in ({"schema_version": 1}, {}):  # this version's, or a file from before it
+        path.write_text(json.dumps({**outer, "config": inner, "key": "k"}))
+        assert ArchConfig.from_json(path) == ArchConfig(depth=2)
+
+
+def test_settings_of_one_attention_type_need_a_layer_of_it() -> None:
+    for name, present in (("ssa_flat_proj_lif", "ssa"), ("sdsa_dvs_pool", "sdsa")):
+        for attention in ATTENTION_TYPES:
+            if attention == present:
+                assert getattr(ArchConfig(attention=attention, **{name: True}), name)
+                continue
+            with pytest.raises(ConfigError, match=f"only changes '{present}' attention") as info:
+                ArchConfig(attention=attention, **{name: True})
+            assert info.value.field == name and "\n" not in str(info.value)
+        mixed = ["qk-token", present, "qk-token", "qk-token"]
+        assert getattr(ArchConfig(attention=mixed, **{name: True}), name)
+    with pytest.raises(ConfigError, match="shortcut 'membrane' has none"):
+        ArchConfig(shortcut="membrane", ssa_flat_proj_lif=True)
+    sdt = autost.models.resolve_config("sdt-2-256-cifar10dvs")
+    with pytest.raises(ConfigError, match="sdsa_dvs_pool: only changes 'sdsa'"):
+        sdt.replace(attention="ssa")
+
+
+def test_overrides_parse_like_the_config_fields() -> None:
+    from autost.config import parse_overrides
+
+    items = ["ssa_flat_proj_lif=true", "timesteps=2", "num_heads=[4, 8]", "stem_pooling=1111"]
+    items += ["attention=ssa", "neuron.tau=1.5", "neuron.surrogate=atan", "mlp_ratios=2.5"]
+    assert parse_overrides(items) == {
+        "ssa_flat_proj_lif": True,
+        "timesteps": 2,
+        "num_heads": [4, 8],
+        "stem_pooling": "1111",
+        "attention": "ssa",
+        "neuron": {"tau": 1.5, "surrogate": "atan"},
+        "mlp_ratios": 2.5,
+    }
+    for item, field, expected in (
+        ("ssa_flat_proj=true", "ssa_flat_proj", "did you mean 'ssa_flat_proj_lif'"),
+        ("ssa_flat_proj_lif=yes", "ssa_flat_proj_lif", "must be true or false, got 'yes'"),
+        ("timesteps=0", "timesteps", "must be >= 1, got 0"),
+        ("neuron.tua=3", "neuron.tua", "did you mean 'tau'"),
+        ("stem.x=1", "stem.x", "only neuron settings take a dotted name"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            parse_overrides([item])
+        assert info.value.field == field and expected in str(info.value)
+        assert f"(in override {item!r})" in str(info.value)
+    with pytest.raises(autost.AutostError, match="expected KEY=VALUE"):
+        parse_overrides(["ssa_flat_proj_lif"])
+
+
+def test_layer_sides_follow_the_stem_and_the_stages() -> None:
+    assert ArchConfig(image_size=32).layer_sides == (8,) * 4  # SPS CIFAR: stride 4
+    qk = autost.models.resolve_config("qkformer-10-768-imagenet")
+    assert qk.stages == (1, 2, 7) and qk.layer_sides == (56, 28, 28) + (14,) * 7
+    assert qk.layer_sides[-1] ** 2 == qk.num_tokens

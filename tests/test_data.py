@@ -402,3 +402,19 @@ def test_real_mnist_t10k_only_source_splits_70_15_15() -> None:
         for split in ("train", "val", "test")
     }
     assert sum(sizes.values()) == 10_000 and sizes["train"] == pytest.approx(7000, abs=10)
+
+
+def test_natural_stand_in_needs_no_files_and_is_deterministic() -> None:
+    from autost.data import load_dataset
+    from autost.errors import AutostError
+
+    train = load_dataset("natural", split="train", timesteps=2, image_size=16, num_classes=4)
+    again = load_dataset("natural", split="train", timesteps=2, image_size=16, num_classes=4)
+    val = load_dataset("natural", split="val", timesteps=2, image_size=16, num_classes=4)
+    assert (len(train), len(val)) == (512, 128)
+    assert train[0][0].shape == (2, 3, 16, 16) and train.info.num_classes == 4
+    assert torch.equal(train[5][0], again[5][0]) and train.targets == again.targets
+    assert not torch.equal(train[0][0], val[0][0])
+    assert sorted(set(train.targets)) == [0, 1, 2, 3]
+    with pytest.raises(AutostError, match="image_size must be an integer >= 1"):
+        load_dataset("natural", image_size=0)

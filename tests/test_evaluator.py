@@ -225,6 +225,7 @@ def test_short_training_recipes_ship_and_round_trip() -> None:
     assert isinstance(moved, ShortTrainingEvaluator) and moved.steps == 20
 
 
+@pytest.mark.slow
 def test_short_training_scores_are_finite_and_deterministic() -> None:
     for name in ("short-1epoch", "loss-drop"):
         scores = Evaluator.load(name).score(TINY)
@@ -292,3 +293,14 @@ def test_short_training_recipe_errors_are_one_line(tmp_path: Path, text: str, ke
         Evaluator.load(path)
     message = str(info.value)
     assert str(path) in message and key in message and "\n" not in message
+
+
+def test_describe_score_states_the_tie_break_order() -> None:
+    zero = Evaluator.load("zero-cost").describe_score()
+    assert zero.endswith(
+        "equal scores are ordered by sahd, then flops (the better raw value first), "
+        "then by candidate key"
+    )
+    heavier = Evaluator.from_dict({"proxies": {"sahd": 1.0, "flops": 2.0, "sops": 2.0}})
+    assert "ordered by flops, then sops, then sahd (" in heavier.describe_score()
+    assert "ordered by" not in Evaluator.load("flops").describe_score()  # unchanged for one

@@ -312,7 +312,7 @@ def test_odd_provenance_schema_and_cards(
     assert torch.equal(logits(autost.create_model(folder), x), logits(model, x))
     for key, value, message in (
         ("provenance", ["x"], "'provenance' is a list, not an object"),
-        ("schema_version", 99, "bundle schema_version 99; this autost reads 1"),
+        ("schema_version", 99, "unsupported schema_version 99 of the file around the config"),
     ):
         changed = {**data, key: value}
         (folder / "config.json").write_text(json.dumps(changed))
@@ -355,3 +355,19 @@ def test_the_reproduce_command_names_skipped_stages() -> None:
         "--budget 200 --top 3 --trials 6 --tune-epochs 3 --epochs 30 --seed 1 --root '../data dir' "
         "--dataset-option source=test --skip tune --out runs/a"
     )
+
+
+def test_a_legacy_bundle_whose_weights_are_a_plain_pickle_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import warnings
+
+    old = legacy_bundle(trained_like(), tmp_path / "old")
+    (old / "weights.pt").write_bytes(pickle.dumps({"model": {"head.weight": [1.0]}}, protocol=4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["convert", str(old), "-o", str(tmp_path / "new")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "weights.pt: cannot load the weights" in err
+    assert not caught, [str(w.message) for w in caught]  # none of torch's warnings
+    assert not (tmp_path / "new").exists()

@@ -29,6 +29,7 @@ def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PRESETS)
 def test_full_size_analytic_count_equals_built(name: str) -> None:
     model = autost.create_model(name)

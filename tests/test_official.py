@@ -337,7 +337,7 @@ def test_a_pickle_that_runs_code_is_refused(tmp_path: Path) -> None:
 def test_a_file_that_is_no_checkpoint_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "junk.pth"
     path.write_bytes(b"no checkpoint here")
-    with pytest.raises(AutostError, match="not a readable PyTorch checkpoint") as info:
+    with pytest.raises(AutostError, match="neither a zip archive nor a whole pickle") as info:
         autost.load_official(path, "sdt-2-512-cifar10")
     assert "\n" not in str(info.value)
     with pytest.raises(AutostError, match="no such checkpoint file"):
@@ -389,3 +389,158 @@ def test_cli_convert_bad_checkpoint_exit_2(
     assert err.count("\n") == 1 and err.startswith("autost: error:")
     assert "missing key 'patch_embed.proj_conv.weight'" in err
     assert not bundle.exists()
+
+
+def test_a_file_that_is_no_checkpoint_says_what_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pickle
+    import warnings
+    import zipfile
+
+    buffer = io.BytesIO()
+    torch.save({"head.weight": torch.zeros(10, 64)}, buffer)
+    legacy = io.BytesIO()
+    torch.save({"head.weight": torch.zeros(10, 64)}, legacy, _use_new_zipfile_serialization=False)
+    files = {
+        "pickle4.pkl": (pickle.dumps({"a": [1, 2]}, protocol=4), "is a plain pickle, not a"),
+        "pickle2.pkl": (pickle.dumps({"a": [1, 2]}, protocol=2), "is a plain pickle, not a"),
+        "pickle0.pkl": (pickle.dumps({"a": [1, 2]}, protocol=0), "is a plain pickle, not a"),
+        "torn.pth": (buffer.getvalue()[:300], "is a truncated or damaged zip archive"),
+        "legacy.pth": (legacy.getvalue()[:60], "damaged PyTorch checkpoint of torch.save's legacy"),
+        "empty.pth": (b"", "is empty, not a PyTorch checkpoint"),
+    }
+    for name, (content, _) in files.items():
+        (tmp_path / name).write_bytes(content)
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as archive:
+        archive.writestr("notes/readme.txt", "not a checkpoint")
+    files["other.zip"] = (b"", "is a zip archive without data.pkl, not a PyTorch checkpoint")
+    for name, (_, expected) in files.items():
+        path = tmp_path / name
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(AutostError) as info:
+                autost.load_official(path, "sdt-2-512-cifar10")
+        message = str(info.value)
+        assert message.startswith(f"{path} ") and expected in message, message
+        assert message.endswith(
+            "expected a file written by torch.save, e.g. of a model's state_dict"
+        )
+        assert "\n" not in message and not caught, (name, [str(w.message) for w in caught])
+    # the CLI: our one line, nothing of torch's before it
+    args = ["convert", str(tmp_path / "pickle4.pkl"), "--preset", "sdt-2-512-cifar10"]
+    assert main([*args, "-o", str(tmp_path / "bundle")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("autost: error:") and "plain pickle" in err
+    assert not (tmp_path / "bundle").exists()
+
+
+def test_cli_convert_set_reproduces_official_qkformer_at_batch_two(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = "qkformer-4-384-cifar10"
+    cfg = resolve_config(name, **SHRINK)
+    config = tmp_path / "shrunk.json"
+    cfg.to_json(config)
+    ckpt = _save(random_state(official_rows(name, cfg)), tmp_path / "official.pth")
+    bundle = tmp_path / "bundle"
+    args = ["convert", str(ckpt), "--preset", str(config), "-o", str(bundle)]
+    assert main([*args, "--set", "ssa_flat_proj_lif=true", "--set", "timesteps=3"]) == 0
+    assert capsys.readouterr().out.strip() == str(bundle)
+    model = autost.create_model(bundle).eval()
+    assert model.config == cfg.replace(ssa_flat_proj_lif=True, timesteps=3)
+    x = _inputs(cfg)
+    assert x.shape[0] >= 2
+    official = autost.load_official(ckpt, config, ssa_flat_proj_lif=True, timesteps=3).eval()
+    per_sample = autost.load_official(ckpt, config, timesteps=3).eval()
+    with torch.no_grad():
+        assert torch.equal(model(x), official(x))
+        assert not torch.equal(model(x), per_sample(x))  # the setting matters at batch 2
+    provenance = autost.hub.read_bundle_config(bundle)[1]["provenance"]
+    assert provenance["overrides"] == {"ssa_flat_proj_lif": True, "timesteps": 3}
+    # a bad key or value is one line, and nothing is written
+    for item, expected in (
+        ("ssa_flat_proj=true", "did you mean 'ssa_flat_proj_lif'"),
+        ("ssa_flat_proj_lif=yes", "ssa_flat_proj_lif: must be true or false, got 'yes'"),
+        ("sdsa_dvs_pool=true", "sdsa_dvs_pool: only changes 'sdsa' attention layers"),
+        ("embed_dim=32", "proj_conv.weight' has shape [8, 3, 3, 3], the official QKFormer"),
+    ):
+        out = tmp_path / "refused"
+        assert main([*args[:-1], str(out), "--set", item]) == 2, item
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and expected in err, err
+        assert not out.exists()
+    assert main(["convert", str(bundle), "--set", "timesteps=2", "-o", str(bundle)]) == 2
+    assert "--set is for official checkpoints" in capsys.readouterr().err
+
+
+def test_family_settings_that_no_official_model_of_the_family_has_are_refused(
+    tmp_path: Path,
+) -> None:
+    name = "spikformer-4-384-cifar10"
+    state = random_state(official_rows(name, resolve_config(name, **SHRINK)))
+    with pytest.raises(AutostError, match="departs from official Spikformer") as info:
+        autost.load_official(state, name, ssa_flat_proj_lif=True, **SHRINK)
+    assert "\n" not in str(info.value)
+    with pytest.raises(autost.ConfigError, match="sdsa_dvs_pool: only changes 'sdsa'"):
+        autost.load_official(state, name, sdsa_dvs_pool=True, **SHRINK)
+    qk = "qkformer-4-384-cifar10"
+    qk_state = random_state(official_rows(qk, resolve_config(qk, **SHRINK)))
+    assert autost.load_official(
+        qk_state, qk, ssa_flat_proj_lif=True, **SHRINK
+    ).config.ssa_flat_proj_lif
+
+
+def test_the_spikformer_variant_is_read_from_the_checkpoints_keys(tmp_path: Path) -> None:
+    # the ImageNet layout (Conv2d MLP) on two input channels: the config alone would say DVS
+    imagenet = "spikformer-8-384-imagenet"
+    cfg = resolve_config(imagenet, **SHRINK, in_channels=2)
+    rows = official_rows(imagenet, cfg)
+    state = random_state(rows)
+    model = autost.load_official(state, imagenet, **SHRINK, in_channels=2).eval()
+    x = _inputs(cfg)
+    with torch.no_grad():
+        assert torch.equal(model(x), by_hand(cfg, rows, state)(x))
+    # the DVS layout (Conv1d MLP) on three input channels: the config alone would say ImageNet
+    dvs = "spikformer-2-256-cifar10dvs"
+    cfg = resolve_config(dvs, **SHRINK, in_channels=3)
+    rows = official_rows(dvs, cfg)
+    state = random_state(rows)
+    model = autost.load_official(state, dvs, **SHRINK, in_channels=3).eval()
+    x = _inputs(cfg)
+    with torch.no_grad():
+        assert torch.equal(model(x), by_hand(cfg, rows, state)(x))
+    # a layout whose q/k/v biases the config does not have, or the other way round
+    cifar = "spikformer-4-384-cifar10"
+    cifar_state = random_state(official_rows(cifar, resolve_config(cifar, **SHRINK)))
+    path = _save(cifar_state, tmp_path / "cifar.pth")
+    with pytest.raises(AutostError) as info:
+        autost.load_official(path, cifar, qkv_bias=False, **SHRINK)
+    assert str(info.value) == (
+        f"{path} has the official Spikformer (CIFAR) layout (nn.Linear q/k/v with biases), "
+        f"but {cifar} has qkv_bias = false"
+    )
+    with pytest.raises(AutostError, match=r"\(ImageNet\) layout \(q/k/v without biases\), but"):
+        autost.load_official(_imagenet_state(), imagenet, qkv_bias=True, **SHRINK)
+
+
+def _imagenet_state() -> dict[str, torch.Tensor]:
+    name = "spikformer-8-384-imagenet"
+    return random_state(official_rows(name, resolve_config(name, **SHRINK)))
+
+
+def test_the_dvs_mode_pools_the_configs_square_grid_and_refuses_other_inputs() -> None:
+    cfg = resolve_config("sdt-2-256-cifar10dvs", embed_dim=64, image_size=16, timesteps=2)
+    assert cfg.sdsa_dvs_pool and cfg.layer_sides == (4, 4)
+    model = autost.create_model(cfg).eval()
+    with torch.no_grad():
+        assert model(torch.rand(2, 2, 16, 16)).shape == (2, 10)
+        # 16x24 is no square grid; 16x36 gives 36 tokens, a square number, on a 4x9 grid
+        for height, width in ((16, 24), (16, 36), (24, 24)):
+            with pytest.raises(AutostError) as info:
+                model(torch.rand(1, 2, height, width))
+            tokens = (height // 4) * (width // 4)
+            assert str(info.value) == (
+                f"sdsa_dvs_pool pools over the config's 4x4 token grid, but the input gives "
+                f"{tokens} tokens: feed 16x16 images"
+            )

@@ -47,7 +47,9 @@ def test_run_end_to_end_then_rebuild_and_skip(tmp_path: Path) -> None:
     assert data["schema_version"] == 1
     prov = data["provenance"]
     assert prov["space"] == "digits" and prov["evaluator"] == "flops" and prov["seed"] == 0
-    assert {"lr", "weight_decay"} <= set(prov["tuning"]["params"])
+    tuning = prov["tuning"]  # 1-epoch trials may all end at chance level: then none is picked
+    assert tuning.get("at_chance", False) != (out / "tune" / "best.json").exists()
+    assert tuning.get("at_chance") or {"lr", "weight_decay"} <= set(tuning["params"])
     assert "torch" in prov["versions"] and "final" in prov["training"]
 
     # the bundle rebuilds with its weights and reproduces the reported accuracy
@@ -87,9 +89,10 @@ def test_run_end_to_end_then_rebuild_and_skip(tmp_path: Path) -> None:
     (result,) = card.data.eval_results
     assert result.metric_type == "accuracy"
     assert result.metric_value == pytest.approx(prov["training"]["final"]["val_acc"], abs=1e-6)
-    assert (
-        "Kendall tau" in card.text and "![Training curves of the winner](training.png)" in card.text
-    )
+    assert "![Training curves of the winner](training.png)" in card.text
+    chance = "Every tuning trial ended at chance level"
+    assert (chance in card.text) == bool(tuning.get("at_chance"))
+    assert "Kendall tau nan" not in card.text and "arch=" not in card.text
     assert f"{autost.count_params(data['config']):,}" in card.text
     assert prov["reproduce"] == (
         "autost run --space digits --dataset digits --evaluator flops --strategy evolution "
@@ -258,3 +261,87 @@ def test_run_passes_root_and_dataset_options_to_the_search(tmp_path: Path) -> No
     assert settings["root"] == str(SHARED_MNIST) and settings["dataset_options"] == options
     with pytest.raises(autost.AutostError, match=r"dataset_options=\{'source': 'test'"):
         run("digits", "mnist", out=tmp_path, root=SHARED_MNIST, dataset_options={}, **kwargs)
+
+
+def test_card_names_the_tuned_finalist_and_reads_as_a_card(
+    third_place_run: tuple[Path, int],
+) -> None:
+    from autost.card import model_card
+    from autost.search import load_run
+
+    out, pick = third_place_run
+    key = load_run(out / "search")[pick].key
+    card = (out / "bundle" / "README.md").read_text()
+    assert (
+        f"The chosen trial: the finalist ranked {pick + 1} in the search (key `{key}`), with "
+        "lr=0.005, weight_decay=0.01." in card
+    )
+    assert "arch=" not in card and "limit_train_batches" not in card
+    data = json.loads((out / "bundle" / "config.json").read_text())
+    tuning = data["provenance"]["tuning"]
+    assert tuning["finalist"] == {"rank": pick + 1, "of": len(load_run(out / "search")), "key": key}
+
+    # a one-finalist tuning, every trial at chance level, a shortened training
+    data["provenance"]["tuning"] = {
+        "at_chance": True,
+        "best_val_acc": 0.1037,
+        "chance": 0.1037,
+        "params": None,
+        "finalists_kendall_tau": float("nan"),
+    }
+    data["provenance"]["training"]["settings"]["limit_train_batches"] = 3
+    text = model_card(data)
+    assert (
+        "Tuned finalists' proxy score against short-training accuracy: no correlation (fewer "
+        "than two finalists with distinct scores and accuracies). Every tuning trial ended at "
+        "chance level (val accuracy at most 0.1037; always answering the most frequent class "
+        "scores 0.1037), so the tuning chose no finalist: the search's best architecture was "
+        "trained with the default recipe." in text
+    )
+    assert "| batches per epoch | at most 3 (epochs cut short) |" in text
+    assert "Kendall tau nan" not in text and "chosen trial" not in text
+
+
+def test_plots_say_one_finalist_mark_the_winner_and_count_whole_epochs(tmp_path: Path) -> None:
+    from autost.report import plot_proxy_vs_accuracy, plot_training
+
+    one = plot_proxy_vs_accuracy([(1, 0.5, 0.1037)], float("nan"), tmp_path / "a.png", winner=1)
+    (ax,) = one.axes
+    assert ax.get_title() == "One finalist: no correlation"
+    assert [t.get_text() for t in ax.texts] == ["#1"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["trained winner"]
+    three = plot_proxy_vs_accuracy(
+        [(1, 0.9, 0.5), (2, 0.8, 0.6), (3, 0.7, 0.4)], 1 / 3, tmp_path / "b.png", winner=2
+    )
+    (ax,) = three.axes
+    assert ax.get_title() == "3 finalists: Kendall tau 0.33"
+    assert [t.get_text() for t in ax.texts] == ["#1", "#2", "#3"]
+    won = [c for c in ax.collections if c.get_label() == "trained winner"]
+    assert len(won) == 1 and won[0].get_offsets().tolist() == [[0.8, 0.6]]
+    tied = plot_proxy_vs_accuracy([(1, 0.9, 0.1), (2, 0.8, 0.1)], float("nan"), tmp_path / "c")
+    assert tied.axes[0].get_title() == "2 finalists: Kendall tau undefined (ties)"
+
+    rows = [
+        {"epoch": e, "train_loss": 2 / e, "val_loss": 2 / e, "train_acc": e / 4, "val_acc": e / 5}
+        for e in (1, 2)
+    ]
+    training = plot_training(rows, tmp_path / "t.png")
+    for ax in training.axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_search_output_starts_with_its_summary_and_its_bar_ends_once_in_a_log(
+    tmp_path: Path,
+) -> None:
+    import re
+
+    result = run_cli(  # stdout and stderr are pipes, not terminals
+        *["search", "--space", "digits", "--evaluator", "flops", "--strategy", "random"],
+        *["--budget", "12", "--out", str(tmp_path / "s")],
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("12 candidates drawn, "), result.stdout[:200]
+    states = [s for s in re.split(r"[\r\n]", result.stderr) if s.startswith("search:")]
+    assert "\r" not in result.stderr and states, result.stderr
+    assert sum("12/12" in s for s in states) == 1, result.stderr  # the final state, once

@@ -113,6 +113,7 @@ def test_bad_files_are_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFix
     assert code == 2 and "not_a_proxy" in err
 
 
+@pytest.mark.slow
 def test_two_worker_processes_give_the_same_leaderboard(tmp_path: Path) -> None:
     one = search(
         "digits", "flops", strategy="random", budget=8, seed=2, out=tmp_path / "one", progress=False
@@ -178,6 +179,7 @@ def test_budget_drives_the_number_of_evolution_generations() -> None:
         EvolutionSettings(mutations=0, crossovers=0)
 
 
+@pytest.mark.slow
 def test_evolution_bar_and_summary_reach_the_budget(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -270,8 +272,9 @@ def test_refused_generations_cap_is_one_line_and_writes_nothing(tmp_path: Path) 
 
 
 def test_reference_pool_has_a_progress_bar(
-    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("AUTOST_CACHE", str(tmp_path / "cache"))  # no pool cached before
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(RECIPE.replace("sahd", "params"))
     search("digits", str(recipe), strategy="random", budget=2, out=tmp_path / "a", progress=True)
@@ -279,3 +282,160 @@ def test_reference_pool_has_a_progress_bar(
     assert "reference pool" in err and "8/8" in err
     search("digits", str(recipe), strategy="random", budget=2, out=tmp_path / "b", progress=False)
     assert capfd.readouterr().err == ""
+
+
+# ------------------------------------------------------------------ leaderboard ties (issue 14)
+
+
+def _documented_key(row: dict[str, str]) -> tuple[float, float, float]:
+    """The zero-cost leaderboard's order as describe_score states it: score, then sahd, then
+    flops (both higher first); the candidate key decides what is still equal."""
+    return (-float(row["score"]), -float(row["proxy_sahd"]), -float(row["proxy_flops"]))
+
+
+@pytest.mark.parametrize("budget", [60, pytest.param(200, marks=pytest.mark.slow)])
+def test_readme_search_top_10_is_strictly_ordered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: int
+) -> None:
+    """The README's first command (budget 60 as the fast variant: its top 10 has ties too)."""
+    monkeypatch.setenv("AUTOST_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    result = run_cli(
+        *["search", "--space", "digits", "--evaluator", "zero-cost", "--budget", str(budget)],
+        *["--out", str(out), "--quiet"],
+    )
+    assert result.returncode == 0, result.stderr
+    top = leaderboard(out)[:10]
+    scores = [float(r["score"]) for r in top]
+    assert len(set(scores)) < len(scores), "no tie in score: the test would check nothing"
+    keys = [(*_documented_key(r), r["key"]) for r in top]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)  # strict, documented order
+    # the printed table shows the raw values that order equal scores, and says how
+    lines = result.stdout.splitlines()
+    header = next(line for line in lines if line.lstrip().startswith("#"))
+    assert header.split()[:4] == ["#", "score", "sahd", "flops"]
+    printed = lines[lines.index(header) + 1 : lines.index(header) + 11]
+    for line, row in zip(printed, top, strict=True):
+        rank, _, sahd, flops = line.split()[:4]
+        assert int(rank) == int(row["rank"])
+        assert float(sahd) == pytest.approx(float(row["proxy_sahd"]), rel=1e-5)
+        assert float(flops) == pytest.approx(float(row["proxy_flops"]), rel=1e-5)
+    assert "equal scores are ordered by sahd, then flops" in lines[lines.index(header) + 11]
+
+
+def test_rank_leaderboard_breaks_ties_by_members_in_weight_order_then_key() -> None:
+    import math
+
+    from autost.search.study import Candidate, rank_leaderboard
+
+    def cand(key: str, score: float, sahd: float, sops: float, depth: int) -> Candidate:
+        cfg = autost.ArchConfig(depth=depth, num_heads=(2,) * depth, mlp_ratios=(2.0,) * depth)
+        return Candidate(key, cfg, {"sahd": sahd, "sops": sops, "score": score}, {})
+
+    stored = {
+        c.key: c
+        for c in [
+            cand("a", 0.5, 1.0, 9.0, 1),  # equal score, sahd: fewer sops (sign -1) first
+            cand("b", 0.5, 1.0, 5.0, 2),
+            cand("c", 0.5, 2.0, 1.0, 3),  # best sahd among the tied
+            cand("d", 0.9, 0.0, 0.0, 4),  # best score
+            cand("e", 0.5, math.nan, 0.0, 5),  # NaN ranks last among the tied
+            cand("f", 0.5, 1.0, 5.0, 6),  # ties on everything: the key decides
+        ]
+    }
+    board = rank_leaderboard(stored)  # members in the order they were scored: sahd, sops
+    assert [c.key for c in board] == ["d", "c", "b", "f", "a", "e"]
+    assert board[0].tie_break == ("sahd", "sops")
+    heavier_sops = rank_leaderboard(stored, {"sahd": 1.0, "sops": 2.0})
+    assert [c.key for c in heavier_sops] == ["d", "e", "c", "b", "f", "a"]
+    assert heavier_sops[0].tie_break == ("sops", "sahd")
+    alone = {k: Candidate(k, c.config, {"sahd": c.scores["sahd"], "score": 0.5}, {})
+             for k, c in stored.items()}  # fmt: skip
+    assert [c.key for c in rank_leaderboard(alone)] == ["a", "b", "c", "d", "e", "f"]
+    assert rank_leaderboard(alone)[0].tie_break == ()  # one proxy: its value is the score
+
+
+# ------------------------------------------------------------------ reference pool cache (issue 15)
+
+
+@pytest.fixture
+def pool_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty ``$AUTOST_CACHE``, and the package's sources held still (in a shared working
+    tree they change between two searches of one test, and so would the cache key)."""
+    from autost.search import scoring
+
+    monkeypatch.setenv("AUTOST_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(scoring, "_source_digest", lambda: "sources")
+    return tmp_path / "cache" / scoring.REFERENCE_CACHE
+
+
+def _pool_search(tmp_path: Path, name: str, **kwargs: object) -> dict[str, object]:
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(RECIPE)
+    out = tmp_path / name
+    search("digits", str(recipe), strategy="random", budget=3, out=out, **kwargs)  # type: ignore[arg-type]
+    meta: dict[str, object] = json.loads((out / "reference.json").read_text())["meta"]
+    return meta
+
+
+def test_reference_pool_is_cached_reused_and_recorded(
+    tmp_path: Path, pool_cache: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from autost.evaluator import Evaluator
+    from autost.search.scoring import reference_pool_info
+    from autost.space import SearchSpace
+
+    first = _pool_search(tmp_path, "a", progress=True)
+    assert "8/8" in capfd.readouterr().err  # scored
+    assert first["source"] == "computed"
+    (cached,) = pool_cache.iterdir()
+    second = _pool_search(tmp_path, "b", progress=True)
+    err = capfd.readouterr().err
+    assert "8/8" not in err and f"reference pool: 8 candidates reused from {cached}" in err
+    assert second["source"] == "cache" and second["cache_digest"] == first["cache_digest"]
+    values = [json.loads((tmp_path / n / "reference.json").read_text())["values"] for n in "ab"]
+    assert values[0] == values[1]
+    assert leaderboard(tmp_path / "a") == leaderboard(tmp_path / "b")
+    # another draw seed, or constraints on the space, is another pool
+    assert _pool_search(tmp_path, "c", seed=1, progress=False)["source"] == "computed"
+    constrained = _pool_search(tmp_path, "d", constraints=["params<=1e6"], progress=False)
+    assert constrained["source"] == "computed" and len(list(pool_cache.iterdir())) == 3
+    # what the caller records in run.json
+    scorer = Evaluator.load(tmp_path / "recipe.toml")
+    info = reference_pool_info(scorer, SearchSpace.load("digits"), tmp_path / "e", 0, False, False)
+    assert info is not None and info.source == "cache" and info.cache == str(cached)
+    assert info.to_dict() == {
+        "path": str((tmp_path / "e" / "reference.json").resolve()),
+        "key": first["cache_digest"],
+        "source": "cache",
+        "cache": str(cached),
+        "size": 8,
+    }
+    assert scorer.reference is not None and scorer.reference.size == 8
+
+
+@pytest.mark.parametrize("damage", ["truncated", "number", "key"])
+def test_damaged_reference_pool_cache_is_never_used(
+    tmp_path: Path, pool_cache: Path, capfd: pytest.CaptureFixture[str], damage: str
+) -> None:
+    first = _pool_search(tmp_path, "a", progress=False)
+    (cached,) = pool_cache.iterdir()
+    good = cached.read_text()
+    data = json.loads(good)
+    if damage == "truncated":
+        cached.write_text(good[: len(good) // 2])
+    elif damage == "number":  # valid JSON, one value changed
+        data["values"]["sahd"][0] = data["values"]["sahd"][0] + 1.0
+        cached.write_text(json.dumps(data))
+    else:  # a file of another key under this name
+        data["meta"]["cache_key"]["draw_seed"] = 7
+        cached.write_text(json.dumps(data))
+    capfd.readouterr()
+    again = _pool_search(tmp_path, "b", progress=False)
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and f"ignoring the cached reference pool {cached}" in err, err
+    assert err.rstrip().endswith("scoring it again")
+    assert again["source"] == "computed"
+    runs = [json.loads((tmp_path / n / "reference.json").read_text()) for n in "ab"]
+    assert runs[0]["values"] == runs[1]["values"] and again["cache_key"] == first["cache_key"]
+    assert json.loads(cached.read_text()) == json.loads(good)  # rewritten

@@ -148,6 +148,7 @@ def test_parse_log() -> None:
     }
 
 
+@pytest.mark.slow
 def test_report_pairs_every_proxy_with_flops_and_ranks_inside_a_flops_level(
     tmp_path: Path, table: dict[int, dict[str, str]]
 ) -> None:

@@ -115,6 +115,7 @@ def test_checkpoints_load_weights_only_and_rebuild_the_model(tmp_path: Path) -> 
     assert rebuilt.config == TINY
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("loss", "dataset"), [("tet", "digits"), ("trt", "digits"), ("trt", "digits-events")]
 )
@@ -214,3 +215,69 @@ def test_two_worker_ray_train_run_on_a_running_cluster(tmp_path: Path) -> None:
     assert len(reported) == 2
     last = torch.load(reported[-1], weights_only=True)
     assert all(torch.equal(last["model"][k], state["model"][k]) for k in state["model"])
+
+
+def test_train_prints_lines_not_json_and_its_bar_ends_once_in_a_log(tmp_path: Path) -> None:
+    import re
+
+    config = tmp_path / "arch.json"
+    TINY.to_json(config)
+    out = tmp_path / "run"
+    result = run_cli("train", str(config), "--epochs", "1", "--out", str(out))  # stderr: a pipe
+    assert result.returncode == 0, result.stderr
+    final = json.loads((out / "train.json").read_text())["final"]
+    assert final["val_acc"] <= final["val_chance"], "one epoch on digits is expected at chance"
+    params = autost.count_params(TINY)
+    assert result.stdout.splitlines() == [
+        f"model: depth 1, dim 32, heads 2, mlp ratios 2, attention ssa, T 2; {params:,} params",
+        f"final val accuracy: {final['val_acc']:.4f} after 1 epoch on digits (best "
+        f"{final['val_acc']:.4f}); at chance level: always answering the most frequent class "
+        f"scores {final['val_chance']:.4f}",
+        f"energy per sample: {final['energy_mj']:.4g} mJ ({final['sops']:,.0f} SOPs) at the "
+        f"measured mean firing rate {final['mean_firing_rate']:.4f}",
+        f"run: {out} (weights.pt, metrics.csv, train.json)",
+    ]
+    states = [s for s in re.split(r"[\r\n]", result.stderr) if s.startswith("train:")]
+    assert "\r" not in result.stderr and states[0].startswith("train:   0%"), result.stderr
+    assert sum("100%" in s for s in states) == 1, result.stderr  # the final state, once
+
+
+def test_a_bar_in_a_log_writes_lines_at_an_interval_and_its_final_state_once() -> None:
+    import io
+
+    from autost.training.progress import LogBar, progress_bar
+
+    log = io.StringIO()  # not a terminal
+    bar = progress_bar(4, desc="work", unit="step", file=log)
+    assert isinstance(bar, LogBar)
+    for i in range(4):
+        bar.update(1)
+        bar.set_postfix(best=i)  # a refresh each: all within the interval
+    bar.close()
+    bar.close()
+    assert log.getvalue().splitlines()[0].startswith("work:   0%")
+    assert [line.split("|")[-1].strip()[:3] for line in log.getvalue().splitlines()] == [
+        "0/4",
+        "4/4",
+    ]
+    assert log.getvalue().splitlines()[-1].endswith("best=3]")
+
+    every = io.StringIO()  # interval 0: every refresh but the final state writes a line
+    bar = progress_bar(2, desc="work", unit="step", file=every, interval=0)
+    bar.update(1)
+    bar.update(1)
+    bar.set_postfix(best=1)
+    bar.close()
+    states = [line.split("|")[-1].strip()[:3] for line in every.getvalue().splitlines()]
+    assert states == ["0/2", "1/2", "2/2"]
+    early = io.StringIO()  # closed before the end, right after a line of its state
+    bar = progress_bar(3, desc="work", unit="step", file=early, interval=0)
+    bar.update(1)
+    bar.close()
+    assert [line.split("|")[-1].strip()[:3] for line in early.getvalue().splitlines()] == [
+        "0/3",
+        "1/3",
+    ]
+    quiet = io.StringIO()
+    progress_bar(2, desc="work", unit="step", file=quiet, enabled=False).close()
+    assert quiet.getvalue() == ""

@@ -117,6 +117,7 @@ def _grads(
 # --------------------------------------------------------------------------- kernels == reference
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("steps", [1, 4, 16])
 @pytest.mark.parametrize("surrogate", ["sigmoid", "atan"])
 @pytest.mark.parametrize(("tau", "v_reset"), [(2.0, 0.0), (1.7, -0.3)])

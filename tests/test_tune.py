@@ -524,3 +524,76 @@ def test_dataset_root_and_options_reach_every_trial(tmp_path: Path) -> None:
     settings = json.loads(train.read_text())["settings"]
     assert settings["dataset_options"] == {"source": "test", "image_size": 8}
     assert json.loads(train.read_text())["dataset"] == "mnist"
+
+
+def test_each_finalist_is_tried_first_and_trials_at_chance_pick_none(
+    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --top 2 --trials 2: both finalists are trained (TPE alone drew finalist 1 twice)
+    trials = rows(finished_run / "trials.csv")
+    assert sorted(json.loads(t["params"])["arch"] for t in trials) == [0, 1]
+    assert all(float(t["val_acc"]) <= float(t["val_chance"]) for t in trials), trials
+    assert not (finished_run / "best.json").exists()  # nothing to pick between
+    out = _copy(finished_run, tmp_path)
+    from autost.cli import main
+
+    capsys.readouterr()  # a resume with every trial finished: the summary, no Ray
+    assert main(["tune", *_resume_args(finished_run), "--out", str(out), "--resume"]) == 0
+    best, chance = max(float(t["val_acc"]) for t in trials), float(trials[0]["val_chance"])
+    assert capsys.readouterr().out.splitlines() == [
+        "2 complete, 0 stopped early by ASHA, 0 failed (2 of them finished before this "
+        f"resume); every complete trial ended at chance level (val accuracy at most {best:.4f}; "
+        f"always answering the most frequent class scores {chance:.4f}), so no best trial is "
+        f"picked: give the trials more epochs -> {out}"
+    ]
+
+
+def test_enqueue_finalists_queues_each_untried_finalist_once() -> None:
+    import optuna
+
+    from autost.tune import DefineByRun
+    from autost.tune_record import enqueue_finalists
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    define = DefineByRun(None, 3, (1e-4, 1e-2), (1e-4, 1e-1), None)
+    first = study.ask()
+    define(first)
+    enqueue_finalists(study, 3)
+    enqueue_finalists(study, 3)  # a resume queues nothing twice
+    waiting = study.get_trials(states=[optuna.trial.TrialState.WAITING])
+    others = sorted({0, 1, 2} - {first.params["arch"]})
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [{"arch": a} for a in others]
+    asked = [study.ask() for _ in others]
+    for trial in asked:
+        define(trial)
+    assert [t.params["arch"] for t in asked] == others
+    assert all(1e-4 <= t.params["lr"] <= 1e-2 for t in asked)  # drawn by the sampler
+
+
+def test_tune_prints_its_best_trial_in_lines_not_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autost.cli import main
+    from autost.tune import TrialRecord, TuneResult
+
+    folder = finalists(tmp_path / "configs", GOOD, OTHER)
+    out = tmp_path / "t"
+    out.mkdir()
+    (out / "tune.json").write_text(json.dumps({"finalists": [GOOD.to_dict(), OTHER.to_dict()]}))
+    params = {"arch": 1, "lr": 0.0016051911, "weight_decay": 0.0043117}
+    metrics = {"epoch": 3.0, "val_acc": 0.6481, "val_chance": 0.1037}
+    best = TrialRecord("7e8f4cb1", "complete", params, OTHER, 3, metrics, number=4)
+    low = TrialRecord("285567f0", "complete", {**params, "arch": 0}, GOOD, 3, {}, number=2)
+    result = TuneResult(out, [best, low], [], [])
+    monkeypatch.setattr(sys.modules["autost.tune"], "tune", lambda *a, **k: result)
+    capsys.readouterr()
+    assert main(["tune", "--from", str(folder), "--top", "2", "--out", str(out), "--quiet"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"2 complete, 0 stopped early by ASHA, 0 failed -> {out}",
+        "best trial: 4, val accuracy 0.6481 after 3 epochs; finalist 2 of 2 (config 2 of "
+        "--from by file name), lr 0.00161, weight decay 0.00431",
+        "architecture: depth 1, dim 48, heads 2, mlp ratios 2, attention ssa, T 2; "
+        f"{autost.count_params(OTHER):,} params",
+        f"best config: {out / 'best.json'}",
+    ]

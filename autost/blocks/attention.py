@@ -15,8 +15,6 @@ ends in a biased token-wise projection with BN, and lists its layers in ``costs`
 
 from __future__ import annotations
 
-import math
-
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -30,6 +28,7 @@ from autost.blocks.common import (
 )
 from autost.blocks.lowmem import SpikeKind, max_pool2d, spike_matmul, spike_mul
 from autost.config import ArchConfig
+from autost.errors import AutostError
 from autost.registry import Registry
 
 ATTENTIONS: Registry[type[Attention]] = Registry("attention")
@@ -154,12 +153,15 @@ class SDSA(Attention):
     def __init__(self, cfg: ArchConfig, layer: int) -> None:
         super().__init__(cfg, layer)
         self.dvs_pool = cfg.sdsa_dvs_pool
+        self.grid_side = cfg.layer_sides[layer]  # the token grid the pools work on
+        self.image_size = cfg.image_size
 
     def branch(self, spikes: Tensor, x: Tensor) -> Tensor:
         q, k, v = (self.spikes(p, spikes) for p in ("q", "k", "v"))
         low = self.low_memory
         if self.dvs_pool:
-            k, v = _pool_grid(k, low), _pool_grid(v, low)
+            self._check_grid(spikes.shape[2])
+            k, v = _pool_grid(k, self.grid_side, low), _pool_grid(v, self.grid_side, low)
         kv = spike_mul(k, v) if low else k * v
         if self.dvs_pool:
             kv = _pool_heads(kv, self.heads, low)
@@ -169,15 +171,24 @@ class SDSA(Attention):
             out = _pool_heads(out, self.heads, low)
         return self.proj(out)
 
+    def _check_grid(self, tokens: int) -> None:
+        """Refuse tokens that are not the config's square grid (an input of another size)."""
+        side = self.grid_side
+        if tokens != side * side:
+            raise AutostError(
+                f"sdsa_dvs_pool pools over the config's {side}x{side} token grid, but the input "
+                f"gives {tokens} tokens: feed {self.image_size}x{self.image_size} images"
+            )
+
 
 def _pool(x: Tensor, low_memory: bool) -> Tensor:
     return max_pool2d(x, 3, 1, 1) if low_memory else F.max_pool2d(x, 3, 1, 1)
 
 
-def _pool_grid(x: Tensor, low_memory: bool) -> Tensor:
-    """3x3/1/1 max-pool of ``[T, B, N, C]`` tokens over their square token grid, per channel."""
+def _pool_grid(x: Tensor, side: int, low_memory: bool) -> Tensor:
+    """3x3/1/1 max-pool of ``[T, B, N, C]`` tokens over their ``side`` x ``side`` grid, per
+    channel."""
     t, b, n, c = x.shape
-    side = math.isqrt(n)
     grid = x.reshape(t * b, side, side, c).permute(0, 3, 1, 2)
     return _pool(grid, low_memory).permute(0, 2, 3, 1).reshape(t, b, n, c)
 

@@ -37,6 +37,7 @@ from autost.blocks.common import (
 from autost.blocks.lowmem import SpikeConv2d, SpikeKind, count_kind, spike_matmul, spike_mul
 from autost.blocks.mlp import MLPS
 from autost.config import ArchConfig
+from autost.errors import AutostError
 
 
 @ATTENTIONS.register("semm")
@@ -139,6 +140,8 @@ class EMSP(ShortcutBranch):
     def branch(self, spikes: Tensor, x: Tensor) -> Tensor:
         t, b, n, _ = spikes.shape
         side = math.isqrt(n)
+        if side * side != n:
+            raise AutostError(f"SEMM experts need a square token grid, got {n} tokens")
         h = self.hidden_lif(self.fc1(spikes))
         experts, route = h[..., : self.half_width], h[..., self.half_width :]
         grid = experts.reshape(t * b, side, side, self.half_width).permute(0, 3, 1, 2)

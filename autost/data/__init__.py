@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from autost.data import events as _events  # noqa: F401  (registers the loaders)
+from autost.data import natural as _natural  # noqa: F401
 from autost.data import static as _static  # noqa: F401
 from autost.data.base import DATASETS, INFOS, DatasetInfo, FrameCache, FrameDataset
 from autost.data.loader import make_loader

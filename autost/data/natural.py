@@ -21,6 +21,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from autost.data.base import (
+    DatasetInfo,
+    FrameDataset,
+    check_split,
+    check_timesteps,
+    register_dataset,
+)
 from autost.errors import AutostError
 
 #: CIFAR-10 channel statistics, as SpikeNAS-Bench's ``data_transforms`` normalises.
@@ -95,4 +102,55 @@ def natural_batch(
     return x, torch.from_numpy(labels.astype(np.int64))
 
 
-__all__ = ["CIFAR10_MEAN", "CIFAR10_STD", "natural_batch"]
+# ------------------------------------------------------------------ the registered stand-in
+
+NATURAL = DatasetInfo(
+    "natural",
+    in_channels=3,
+    image_size=32,
+    num_classes=10,
+    kind="static",
+    description="seeded crops of scikit-learn's two sample photographs, CIFAR-normalised "
+    "(a stand-in for natural images, offline; not CIFAR-10)",
+)
+#: samples per split; each split draws with its own seed, so the splits share no crop draw
+NATURAL_SPLITS = {"train": 512, "val": 128, "test": 128}
+
+
+@register_dataset(NATURAL)
+def load_natural(
+    root: Path | None = None,
+    split: str = "train",
+    timesteps: int = 4,
+    image_size: int = 32,
+    num_classes: int = 10,
+    seed: int = 0,
+) -> FrameDataset:
+    """:func:`natural_batch` as a dataset: ``NATURAL_SPLITS[split]`` crops at ``image_size``
+    with ``num_classes`` balanced pseudo-labels; split ``k`` draws with seed ``seed * 3 + k``.
+
+    It needs no files (``root`` is ignored). Proxies and short trainings can run on it where
+    a space's 3-channel input fits no local dataset; its accuracies mean nothing for CIFAR.
+    """
+    check_split(split)
+    check_timesteps(timesteps)
+    for key, value in (("image_size", image_size), ("num_classes", num_classes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise AutostError(f"dataset 'natural': {key} must be an integer >= 1, got {value!r}")
+    offset = list(NATURAL_SPLITS).index(split)
+    x, y = natural_batch(
+        NATURAL_SPLITS[split],
+        seed=seed * len(NATURAL_SPLITS) + offset,
+        size=image_size,
+        num_classes=num_classes,
+        min_side=min(32, image_size),
+    )
+    from autost.data.static import _static_dataset
+
+    info = DatasetInfo(
+        **{**NATURAL.to_dict(), "image_size": image_size, "num_classes": num_classes}
+    )
+    return _static_dataset(info, split, timesteps, x, y.tolist())
+
+
+__all__ = ["CIFAR10_MEAN", "CIFAR10_STD", "NATURAL", "load_natural", "natural_batch"]

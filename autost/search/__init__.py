@@ -21,7 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from autost.errors import AutostError
+from autost.faults import kill_point
 from autost.io import atomic_write_text
+from autost.search.folder import discard_study, folder_state
+from autost.search.inputs import choose_data
 from autost.search.outputs import (
     check_out_folder,
     export,
@@ -36,13 +39,14 @@ from autost.search.scoring import (
     check_ray_address,
     eager_lif_by_default,
     load_evaluator,
-    reference_pool,
+    reference_pool_info,
     score_candidate,
 )
 from autost.search.strategies import STRATEGIES, EvolutionSettings, run_deterministic, run_optuna
 from autost.search.study import (
     STUDY_NAME,
     Candidate,
+    check_storage,
     open_study,
     rank_leaderboard,
     storage_url,
@@ -181,10 +185,12 @@ def _search(
         raise AutostError(f"unknown strategy {strategy!r}{hint} (choices: {', '.join(STRATEGIES)})")
     if budget < 1:
         raise AutostError(f"budget must be >= 1, got {budget}")
+    if workers < 1:
+        raise AutostError(f"workers must be >= 1, got {workers}")
     space_obj = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
     if constraints:
         space_obj = space_obj.with_constraints(constraints)
-    space_obj.sample(seed)  # a clear error now when the constraints admit nothing
+    probe = space_obj.sample(seed)  # a clear error now when the constraints admit nothing
     if address is not None:
         check_ray_address(address)
     out = Path(out)
@@ -194,20 +200,31 @@ def _search(
         evo.check_budget(budget)
     evaluator_source = str(evaluator)
     scorer = load_evaluator(evaluator_source, dataset)  # validates the recipe up front
+    user_data = dataset is not None or root is not None or bool(dataset_options)
     if root is not None or dataset_options:  # scored with a recipe that names the data
         root = str(root) if root is not None else scorer.root
         options = {**scorer.options, **(dataset_options or {})}
         scorer = scorer.with_dataset(scorer.dataset, root, **options)
+    recipe_scorer = scorer
+    scorer, data = choose_data(scorer, space_obj.name, probe, user_data)
+    scorer.check_data(probe)  # missing files or a misfit fail here, before anything is written
+    # the folder: a run that scored something is resumed (or refused without --resume); one
+    # that never scored anything, or none at all, starts afresh
     run_file = out / "run.json"
-    if not resume and (run_file.exists() or (out / "study.db").exists()):
+    state = folder_state(out, storage, study_name)
+    fresh = state.scored == 0
+    if not fresh and not resume:
         raise AutostError(
-            f"{out} already holds a search run; pass --resume to continue it or choose "
-            "another --out (nothing was changed)"
+            f"{out} already holds a search run ({state.scored} scored candidates); pass "
+            "--resume to continue it or choose another --out (nothing was changed)"
         )
-    if resume and not run_file.exists() and storage is None:
+    if resume and state.empty and not out.is_dir():
+        if storage is not None:  # says what is missing: the database, the journal, the study
+            check_storage(storage_url(out, storage), resume=True)
+            raise AutostError(f"{storage}: holds no study {study_name!r} to resume")
+        raise AutostError(f"{out}: no run to resume (the folder does not exist)")
+    if not fresh and state.record is None and storage is None:
         raise AutostError(f"{out}: no run to resume (run.json is missing)")
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
     settings = {
         "space": space_obj.to_dict(),
         "evaluator": evaluator_source,
@@ -219,6 +236,7 @@ def _search(
         "dataset": dataset,
         "root": None if root is None else str(root),
         "dataset_options": dict(dataset_options or {}),
+        "data": None if data is None else data.to_dict(),
         "workers": workers,
         "address": address,
         "storage": storage_url(out, storage) if storage else "study.db",
@@ -226,25 +244,36 @@ def _search(
         "evolution": evo.__dict__,
         "score_meaning": scorer.describe_score(),
     }
-    if resume and run_file.exists():
-        previous = json.loads(run_file.read_text())
-        used = {"study_name": STUDY_NAME, **previous.get("settings", {})}
+    if not fresh and state.record is not None:
+        used = {"study_name": STUDY_NAME, **state.record["settings"]}
         for key in ("strategy", "seed", "evaluator", "constraints", "study_name"):
             if used.get(key) != settings[key]:
                 raise AutostError(
                     f"{out}: cannot resume with a different {key} ({used.get(key)!r} was used)"
                 )
-    try:
-        study = open_study(out, storage, strategy, seed, resume, study_name)
-    except AutostError:
-        if created and not any(out.iterdir()):
-            out.rmdir()  # refused: leave no empty run folder behind
-        raise
-    write_run_json(run_file, settings, started=not resume)
-    reference = reference_pool(scorer, space_obj, out, seed, resume, progress)
+    if progress:
+        if data is not None and data.standin:
+            print(f"autost: {data.note}", file=sys.stderr)
+        if resume and fresh:
+            print(f"autost: {out} holds no scored candidate: starting afresh", file=sys.stderr)
+    # everything is checked: the record of the settings is the first file written
+    out.mkdir(parents=True, exist_ok=True)
+    kill_point("search-record")
+    write_run_json(run_file, settings, None if fresh else state.record)
+    kill_point("search-study")
+    if fresh and state.study_exists:
+        discard_study(out, storage, study_name)
+    study = open_study(out, storage, strategy, seed, not fresh, study_name)
+    kill_point("search-reference")
+    pool_info = reference_pool_info(scorer, space_obj, out, seed, not fresh, progress)
+    reference = None if pool_info is None else pool_info.path
+    if pool_info is not None:  # the record names the pool the run ranks against
+        settings["reference_pool"] = pool_info.to_dict()
+        write_run_json(run_file, settings, None if fresh else state.record)
+    kill_point("search-scoring")
     scoring = (evaluator_source, dataset, reference)
-    if root is not None or dataset_options:  # every worker reads the recipe with its data
-        recipe = out / "evaluator.json"
+    if scorer is not recipe_scorer or root is not None or dataset_options:
+        recipe = out / "evaluator.json"  # every worker reads the recipe with its data
         atomic_write_text(recipe, json.dumps(scorer.to_dict(), indent=2) + "\n")
         scoring = (str(recipe.resolve()), None, reference)
     stored = stored_candidates(study)
@@ -273,7 +302,7 @@ def _search(
     finally:
         executor.close()
         bar.close()
-        board = rank_leaderboard(stored_candidates(study))
+        board = rank_leaderboard(stored_candidates(study), getattr(scorer, "weights", None))
         if board:
             write_outputs(out, board, settings["score_meaning"])
     drawn = max(drawn, evaluated + resumed)  # a resume with a smaller budget draws fewer

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from autost.errors import AutostError
+from autost.faults import kill_point
 from autost.io import atomic_write_text
 from autost.search.study import (
     STUDY_NAME,
@@ -75,6 +76,7 @@ def write_outputs(out: Path, board: Sequence[Candidate], score_meaning: str = ""
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(out / "leaderboard.csv", buffer.getvalue())
+    kill_point("search-outputs")
     best = board[0]
     atomic_write_text(
         out / "best.json",
@@ -93,13 +95,16 @@ def write_outputs(out: Path, board: Sequence[Candidate], score_meaning: str = ""
     )
 
 
-def write_run_json(path: Path, settings: dict[str, Any], started: bool) -> None:
+def write_run_json(path: Path, settings: dict[str, Any], previous: dict[str, Any] | None) -> None:
+    """Write the run record ``run.json`` (atomically): ``settings``, when the run started and
+    was resumed; ``previous`` is the record a resumed run continues (``None``: a fresh start)."""
     import optuna
     import torch
 
     import autost
 
-    previous = json.loads(path.read_text()) if path.exists() else {}
+    started = previous is None
+    previous = previous or {}
     data = {
         "schema_version": 1,
         "settings": settings,
@@ -121,16 +126,10 @@ def write_run_json(path: Path, settings: dict[str, Any], started: bool) -> None:
 
 
 def progress_bar(total: int, done: int, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
+    """The search's bar on stderr (log lines when stderr is no terminal)."""
+    from autost.training.progress import progress_bar as bar
 
-    return tqdm(
-        total=total,
-        initial=min(done, total),
-        desc="search",
-        unit="cand",
-        disable=not enabled,
-        dynamic_ncols=True,
-    )
+    return bar(total, desc="search", unit="cand", initial=min(done, total), enabled=enabled)
 
 
 def load_run(out: str | Path) -> list[Candidate]:
@@ -139,10 +138,9 @@ def load_run(out: str | Path) -> list[Candidate]:
     run_file = out / "run.json"
     if not run_file.exists():
         raise AutostError(f"{out}: not a search run directory (run.json is missing)")
-    try:
-        settings = json.loads(run_file.read_text())["settings"]
-    except (json.JSONDecodeError, KeyError) as exc:
-        raise AutostError(f"{run_file}: corrupt run file") from exc
+    from autost.search.folder import read_record
+
+    settings = read_record(run_file)["settings"]
     storage = settings.get("storage")
     study = open_study(
         out,
@@ -152,7 +150,11 @@ def load_run(out: str | Path) -> list[Candidate]:
         resume=True,
         study_name=settings.get("study_name", STUDY_NAME),
     )
-    return rank_leaderboard(stored_candidates(study))
+    recipe = settings.get("evaluator_recipe")
+    weights = recipe.get("proxies") if isinstance(recipe, dict) else None
+    return rank_leaderboard(
+        stored_candidates(study), weights if isinstance(weights, dict) else None
+    )
 
 
 def export(out: str | Path, top: int = 1, target: str | Path | None = None) -> list[Path]:

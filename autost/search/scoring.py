@@ -3,10 +3,14 @@ the ensemble reference pool of a run."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +18,16 @@ from autost.config import ArchConfig
 from autost.ray_util import check_ray_address, init_ray, ray_session
 from autost.space import SearchSpace
 
-__all__ = ["check_ray_address", "connect_ray", "init_ray", "ray_session", "reference_pool"]
+__all__ = [
+    "ReferencePoolInfo",
+    "check_ray_address",
+    "connect_ray",
+    "init_ray",
+    "ray_session",
+    "reference_cache_key",
+    "reference_pool",
+    "reference_pool_info",
+]
 
 # ------------------------------------------------------------------------------ scoring
 
@@ -120,16 +133,156 @@ def connect_ray(address: str) -> Any:
     return ray.remote(score_candidate)
 
 
+# ------------------------------------------------------------------------------ reference pool
+
+#: folder of cached reference pools under ``$AUTOST_CACHE`` (default ``~/.cache/autost``)
+REFERENCE_CACHE = "reference-pools"
+
+
+@dataclass(frozen=True)
+class ReferencePoolInfo:
+    """Which reference pool a run ranks against; ``to_dict()`` is what ``run.json`` records.
+
+    ``source`` is ``"computed"`` (scored now, then cached), ``"cache"`` (reused from
+    ``cache``) or ``"run"`` (a resumed run's own ``reference.json``). ``key`` is the digest of
+    :func:`reference_cache_key`; ``cache`` is ``None`` when the cache could not be written.
+    """
+
+    path: str
+    key: str
+    source: str
+    cache: str | None
+    size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _canonical(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _source_digest() -> str:
+    """SHA-256 of the autost package's Python sources: a pool scored by other code (a changed
+    proxy, sampler or model) is never reused, even under the same version number."""
+    import autost
+
+    root = Path(autost.__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def reference_cache_key(scorer: Any, space: SearchSpace, seed: int) -> dict[str, Any]:
+    """Everything a drawn reference pool depends on: the recipe (proxies, weights, data,
+    batch, seeds, pool size), the searched space with its constraints, the draw seed, and
+    the versions (autost and a digest of its sources, torch, numpy)."""
+    import numpy as np
+    import torch
+
+    import autost
+
+    key = {
+        "schema": 1,
+        "recipe": scorer.to_dict(),
+        "space_sha256": hashlib.sha256(_canonical(space.to_dict()).encode()).hexdigest(),
+        "draw_seed": seed,
+        "autost": autost.__version__,
+        "autost_sources": _source_digest(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+    }
+    loaded: dict[str, Any] = json.loads(_canonical(key))  # as it reads back from the file
+    return loaded
+
+
+def _values_digest(pool: Any) -> str:
+    """SHA-256 of a pool's values as JSON writes them (detects an edited or damaged number)."""
+    return hashlib.sha256(_canonical(pool.to_dict()["values"]).encode()).hexdigest()
+
+
+def _cached_pool(path: Path, key: dict[str, Any], scorer: Any) -> Any:
+    """The pool cached at ``path`` for ``key``, or ``None`` when there is none. A file that
+    fails to load, was written for another key or whose values do not match their checksum is
+    never used: one line on stderr says so, and the caller scores the pool again."""
+    from autost.errors import AutostError
+    from autost.proxies import ReferencePool
+
+    if not path.is_file():
+        return None
+    try:
+        pool = ReferencePool.load(path)
+        if _canonical(pool.meta.get("cache_key")) != _canonical(key):
+            raise AutostError("written for another key")
+        if pool.meta.get("values_sha256") != _values_digest(pool):
+            raise AutostError("its values do not match their checksum")
+        if pool.size != scorer.reference_size or any(n not in pool.values for n in scorer.weights):
+            raise AutostError("it does not fit the recipe")
+    except AutostError as exc:
+        reason = str(exc).removeprefix(f"{path}: ")
+        print(
+            f"autost: ignoring the cached reference pool {path} ({reason}); scoring it again",
+            file=sys.stderr,
+        )
+        return None
+    return pool
+
+
+def reference_pool_info(
+    scorer: Any, space: SearchSpace, out: Path, seed: int, resume: bool, progress: bool
+) -> ReferencePoolInfo | None:
+    """For ensembles: the reference pool the run ranks against, saved as ``reference.json``.
+
+    A resumed run reloads its own. Otherwise the pool drawn from ``space`` with ``seed`` is
+    reused from ``$AUTOST_CACHE/reference-pools/`` when an identical one was scored before
+    (same :func:`reference_cache_key`), else scored and cached (written atomically; a cache
+    that cannot be written is skipped with one line on stderr). ``None`` for a single-proxy
+    evaluator.
+    """
+    if not getattr(scorer, "is_ensemble", False):
+        return None
+    from autost.data.base import default_cache_root
+    from autost.io import atomic_write_text
+    from autost.proxies import ReferencePool
+
+    path = out / "reference.json"
+    if resume and path.exists():
+        pool = scorer.set_reference(path)
+        digest = str(pool.meta.get("cache_digest", ""))
+        return ReferencePoolInfo(str(path.resolve()), digest, "run", None, pool.size)
+    key = reference_cache_key(scorer, space, seed)
+    digest = hashlib.sha256(_canonical(key).encode()).hexdigest()
+    cache = default_cache_root() / REFERENCE_CACHE / f"{digest[:32]}.json"
+    cached = _cached_pool(cache, key, scorer)
+    written: str | None = str(cache)
+    if cached is not None:
+        pool, source = scorer.set_reference(cached), "cache"
+        if progress:
+            print(f"reference pool: {pool.size} candidates reused from {cache}", file=sys.stderr)
+    else:
+        fitted = scorer.fit_reference(space, seed=seed, progress=progress)
+        meta = {**fitted.meta, "cache_key": key, "cache_digest": digest}
+        pool, source = ReferencePool(fitted.values, meta), "computed"
+        pool = ReferencePool(pool.values, {**meta, "values_sha256": _values_digest(pool)})
+        try:
+            atomic_write_text(cache, json.dumps(pool.to_dict(), indent=1) + "\n")
+        except OSError as exc:
+            print(
+                f"autost: cannot write the reference pool cache {cache}: "
+                f"{exc.strerror or exc}; going on without it",
+                file=sys.stderr,
+            )
+            written = None
+    ReferencePool(pool.values, {**pool.meta, "evaluator": scorer.name, "source": source}).save(path)
+    return ReferencePoolInfo(str(path.resolve()), digest, source, written, pool.size)
+
+
 def reference_pool(
     scorer: Any, space: SearchSpace, out: Path, seed: int, resume: bool, progress: bool
 ) -> str | None:
-    """For ensembles: the reference pool the run ranks against, drawn from the searched space
-    with ``seed`` and saved as ``reference.json`` (a resumed run reloads it)."""
-    if not getattr(scorer, "is_ensemble", False):
-        return None
-    path = out / "reference.json"
-    if resume and path.exists():
-        scorer.set_reference(path)
-    else:
-        scorer.fit_reference(space, seed=seed, progress=progress).save(path)
-    return str(path.resolve())
+    """The path of the run's ``reference.json`` (see :func:`reference_pool_info`), or ``None``
+    for a single-proxy evaluator."""
+    info = reference_pool_info(scorer, space, out, seed, resume, progress)
+    return None if info is None else info.path

@@ -13,6 +13,7 @@ import numpy as np
 
 from autost.config import ArchConfig
 from autost.errors import AutostError
+from autost.faults import kill_point
 from autost.search.scoring import Executor
 from autost.search.study import Candidate, candidate_attrs, objectives, record
 from autost.space import SearchSpace
@@ -173,7 +174,9 @@ def run_deterministic(
         jobs = [((key, cfg), (*scoring, cfg.to_json())) for key, cfg in todo]
         for (key, cfg), scores in executor.map_unordered(jobs):
             metrics = space.metrics(cfg)
+            kill_point("search-before-trial")
             stored[key] = record(study, space, key, cfg, scores, metrics, multi, distributions)
+            kill_point("search-trial")
             evaluated += 1
             best = _advance(bar, best, stored[key].score)
         for key, original in aliases:
@@ -242,7 +245,9 @@ def run_optuna(
             metrics = space.metrics(cfg)
             for name, value in candidate_attrs(key, cfg, scores, metrics).items():
                 trial.set_user_attr(name, value)
+            kill_point("search-before-trial")
             study.tell(trial, objectives(scores, metrics, multi))
+            kill_point("search-trial")
             stored[key] = Candidate(key, cfg, scores, metrics, trial.number)
             evaluated += 1
             best = _advance(bar, best, stored[key].score)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ class Candidate:
     scores: dict[str, float]
     metrics: dict[str, float]
     trial: int = -1
+    #: proxies that ordered equal scores on the leaderboard (set by :func:`rank_leaderboard`)
+    tie_break: tuple[str, ...] = ()
 
     @property
     def score(self) -> float:
@@ -242,14 +245,53 @@ def objectives(scores: dict[str, float], metrics: dict[str, float], multi: bool)
     return [score, energy if math.isfinite(energy) else 1e300]
 
 
-def rank_leaderboard(stored: dict[str, Candidate]) -> list[Candidate]:
-    """Best first; ties by key. Duplicate configs keep their best-ranked entry."""
-    ranked = sorted(stored.values(), key=lambda c: (-c.score, c.key))
+def tie_break_members(
+    stored: Mapping[str, Candidate], weights: Mapping[str, float] | None = None
+) -> list[str]:
+    """The proxies whose oriented raw values order candidates of equal score, in order.
+
+    With the recipe's ``weights``: its proxies by descending weight, recipe order among equal
+    weights. Without: the proxies in the candidates' scores, in the order they were scored (the
+    recipe's). A single proxy is left out: the score already is its oriented value.
+    """
+    from autost.proxies import list_proxies
+
+    known = set(list_proxies())
+    if weights is not None:
+        names = sorted(weights, key=lambda name: -weights[name])  # stable: recipe order
+    else:
+        names = []
+        for cand in stored.values():
+            names += [n for n in cand.scores if n != "score" and n not in names]
+    members = [n for n in names if n in known]
+    return members if len(members) > 1 else []
+
+
+def rank_key(cand: Candidate, members: Sequence[str]) -> tuple[Any, ...]:
+    """Sort key of the leaderboard: score, then each member's oriented raw value (higher is
+    better; NaN or missing last), then the candidate key: a total, deterministic order."""
+    from autost.proxies import get_proxy
+
+    def down(value: float) -> float:  # descending, NaN as the worst
+        return math.inf if math.isnan(value) else -value
+
+    oriented = [get_proxy(n).oriented(cand.scores.get(n, math.nan)) for n in members]
+    return (down(cand.score), *(down(v) for v in oriented), cand.key)
+
+
+def rank_leaderboard(
+    stored: Mapping[str, Candidate], weights: Mapping[str, float] | None = None
+) -> list[Candidate]:
+    """Best first. Equal scores (percentiles in a reference pool saturate at the top) are
+    ordered by the members' oriented raw values (:func:`tie_break_members`), then by key.
+    Duplicate configs keep their best-ranked entry; every entry records ``tie_break``."""
+    members = tie_break_members(stored, weights)
+    ranked = sorted(stored.values(), key=lambda c: rank_key(c, members))
     seen: set[str] = set()
     board = []
     for cand in ranked:
         ident = cand.config.to_json()
         if ident not in seen:
             seen.add(ident)
-            board.append(cand)
+            board.append(replace(cand, tie_break=tuple(members)))
     return board

@@ -40,6 +40,7 @@ METRIC_COLUMNS = (
     "train_acc",
     "val_loss",
     "val_acc",
+    "val_chance",
     "lr",
     "mean_firing_rate",
     "sops",
@@ -282,9 +283,9 @@ class Trainer:
         return min(steps, limit) if limit else steps
 
     def _bar(self, total: int) -> Any:
-        from tqdm.auto import tqdm
+        from autost.training.progress import progress_bar
 
-        return tqdm(total=total, desc="train", unit="batch", disable=not self.progress)
+        return progress_bar(total, desc="train", unit="batch", enabled=self.progress)
 
     def _epoch(
         self,
@@ -355,16 +356,20 @@ class Trainer:
 
     @torch.no_grad()
     def _validate(self, model: nn.Module) -> dict[str, Any]:
-        """Validation loss/accuracy over the whole split, and activity on its first batch."""
+        """Validation loss/accuracy over the whole split, chance level (the share of its most
+        frequent class: what always answering that class scores), and activity on its first
+        batch."""
         from autost.cost import estimate_cost, layer_table
         from autost.proxies.recording import cost_rates, record_activity
 
         model.eval()
         table = layer_table(self.config)
         loss_sum, correct, count = 0.0, 0, 0
+        per_class = torch.zeros(self.config.num_classes, dtype=torch.long)
         activity = None
         autocast = torch.autocast(self.device.type, dtype=self.amp) if self.amp else nullcontext()
         for x, y in self._loader(self.val_set, 0, train=False):
+            per_class += torch.bincount(y.long(), minlength=len(per_class))
             x, y = self._inputs(x), y.to(self.device)
             with autocast:
                 if activity is None:
@@ -380,6 +385,7 @@ class Trainer:
         return {
             "val_loss": loss_sum / count,
             "val_acc": correct / count,
+            "val_chance": int(per_class.max()) / count,
             "mean_firing_rate": sum(rates.values()) / max(len(rates), 1),
             "sops": cost.sops,
             "energy_mj": cost.energy_mj,

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -62,6 +64,25 @@ def check_data(config: ArchConfig, data: Dataset[Any], name: str) -> None:
         raise AutostError(
             f"dataset {name!r} has {classes} classes, the architecture {config.num_classes}"
         )
+
+
+def check_dataset(
+    config: ArchConfig,
+    dataset: str,
+    root: str | Path | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> None:
+    """Load the train and val splits of ``dataset`` that ``config`` would train on and check
+    that they fit it: missing files, unknown names or options, empty splits and a misfit
+    shape are one :class:`AutostError` line, before a command starts any work."""
+    from autost.data import dataset_info, load_dataset
+
+    steps = 1 if dataset_info(dataset).kind == "static" else config.timesteps
+    for split in ("train", "val"):
+        data = load_dataset(dataset, root, split, timesteps=steps, **dict(options or {}))
+        if len(data) == 0:
+            raise AutostError(f"dataset {dataset!r}: its {split} split is empty")
+        check_data(config, data, dataset)
 
 
 def short_training(
