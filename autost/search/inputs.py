@@ -5,7 +5,9 @@ images do not fit the searched space's input (AutoST's spaces take 3x32x32 image
 user named no data of their own, the search scores on a stand-in that needs no files:
 
 - 3 channels: ``natural``, seeded crops of scikit-learn's two sample photographs at the
-  space's size, CIFAR-normalised (how SpikeNAS-Bench's validation here drew its batch);
+  space's size, CIFAR-normalised (how SpikeNAS-Bench's validation here drew its batch), for
+  the data proxies only: a short-training recipe is refused instead, naming the ``--dataset``
+  to pass (the crops carry pseudo-labels, nothing a short training could rank candidates on);
 - 1 channel: scikit-learn's ``digits`` resized to the space's size;
 - 2 channels (event frames): ``digits-events``, the digits rate-coded into ON/OFF events,
   framed at the space's size.
@@ -100,6 +102,12 @@ def choose_data(
         raise AutostError(
             f"evaluator {scorer.name!r}: its dataset {got}, {need}, and no stand-in fits "
             f"{_shape(*want)} with {config.num_classes} classes: {hint}"
+        )
+    if getattr(scorer, "kind", "") == "short-training" and standin == "natural":
+        # crops of two photographs with pseudo-labels: nothing a short training could rank on
+        raise AutostError(
+            f"evaluator {scorer.name!r} trains its candidates: its dataset {got}, {need}, "
+            f"and the {_shape(*want)} stand-in has no real classes: {hint}"
         )
     options: dict[str, Any] = {"image_size": config.image_size}
     if labels is None:
