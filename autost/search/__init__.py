@@ -213,6 +213,12 @@ def _search(
     run_file = out / "run.json"
     state = folder_state(out, storage, study_name)
     fresh = state.scored == 0
+    if not fresh and not resume and storage is not None:
+        raise AutostError(
+            f"{storage} already holds a study named {study_name!r} ({state.scored} scored "
+            "candidates); pass --resume to continue it or --study-name to start another "
+            "(nothing was changed)"
+        )
     if not fresh and not resume:
         raise AutostError(
             f"{out} already holds a search run ({state.scored} scored candidates); pass "
