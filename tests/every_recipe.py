@@ -67,7 +67,8 @@ def run_cell(recipe: str, space: str, folder: Path) -> Cell:
     from autost.errors import AutostError
     from autost.search import search
 
-    os.environ["AUTOST_CACHE"] = str(folder / "cache")
+    previous = os.environ.get("AUTOST_CACHE")
+    os.environ["AUTOST_CACHE"] = str(folder / "cache")  # nothing on disk from earlier cells
     out = folder / "run"
     start = time.perf_counter()
     try:
@@ -82,6 +83,11 @@ def run_cell(recipe: str, space: str, folder: Path) -> Cell:
         )
     except AutostError as exc:
         return Cell(recipe, space, "refused", str(exc), time.perf_counter() - start, out.exists())
+    finally:
+        if previous is None:
+            os.environ.pop("AUTOST_CACHE", None)
+        else:
+            os.environ["AUTOST_CACHE"] = previous
     seconds = time.perf_counter() - start
     if len(result.leaderboard) != 2:
         raise AssertionError(f"{recipe} on {space}: {len(result.leaderboard)} candidates")

@@ -160,7 +160,8 @@ def test_sigkill_at_every_point_then_resume_equals_uninterrupted(tmp_path: Path)
         killed = subprocess.run(
             [sys.executable, "-m", "autost", *_search_args(recipe, out)],
             cwd=ROOT,
-            env={**cli_env(), KILL_ENV: point},
+            # a cache of its own: the full run's cached pool would skip the pool's kill points
+            env={**cli_env(), KILL_ENV: point, "AUTOST_CACHE": str(out) + "-cache"},
             capture_output=True,
             text=True,
             timeout=600,
