@@ -119,16 +119,17 @@ def test_failing_trials_are_recorded_and_all_failing_exits_non_zero(tmp_path: Pa
     study = optuna.load_study(study_name="autost-tune", storage=f"sqlite:///{out / 'study.db'}")
     assert len(study.directions) == 2
 
+    # a dataset that fits no finalist's input is refused before Ray starts, nothing written
     only_bad = finalists(tmp_path / "bad", BAD)
     result = run_tune(
         *["--from", str(only_bad), "--trials", "2", "--epochs", "1", "--max-failures", "0"],
         *["--out", str(tmp_path / "b")],
     )
-    assert result.returncode == 1
-    summary = result.stderr.strip().splitlines()[-1]  # after Ray's own logs of the failures
-    assert summary.startswith("autost: every trial failed"), result.stderr
-    assert "2 failed" in summary and "classes" in summary
-    assert [t["status"] for t in rows(tmp_path / "b" / "trials.csv")] == ["failed"] * 2
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "autost: error: dataset 'digits' has 10 classes, the architecture 11"
+    ]
+    assert not (tmp_path / "b").exists()
 
 
 def test_unreachable_address_fails_fast_with_one_line(tmp_path: Path) -> None:
