@@ -13,6 +13,9 @@ A recipe is a TOML file, shipped in ``evaluators/`` (addressable by name) or giv
     split = "train"
     batch_size = 64
     seed = 0                 # which samples form the one fixed batch
+    max_timesteps = 2        # optional: the proxies that read the batch run the candidate
+                             # with at most this many timesteps (data-free ones, e.g. flops,
+                             # see it whole); 0 or absent: the candidate's own
     root = "..."             # optional dataset folder
     options = {}             # extra load_dataset options
 
@@ -79,7 +82,7 @@ else:  # pragma: no cover
 DEFAULT_DATASET = "digits"
 _TOP_KEYS = {"kind", "description", "seed", "proxies", "data", "reference"}
 KINDS = ("zero-cost", "short-training")
-_DATA_KEYS = {"dataset", "split", "batch_size", "seed", "root", "options"}
+_DATA_KEYS = {"dataset", "split", "batch_size", "seed", "max_timesteps", "root", "options"}
 _REFERENCE_KEYS = {"size", "space", "seed"}
 
 
@@ -118,6 +121,7 @@ class Evaluator:
         split: str = "train",
         batch_size: int = 64,
         data_seed: int = 0,
+        max_timesteps: int = 0,
         root: str | None = None,
         options: Mapping[str, Any] | None = None,
         reference_size: int = 64,
@@ -132,6 +136,7 @@ class Evaluator:
         self.split = split
         self.batch_size = batch_size
         self.data_seed = data_seed
+        self.max_timesteps = max_timesteps
         self.root = root
         self.options = dict(options or {})
         self.reference_size = reference_size
@@ -238,6 +243,9 @@ class Evaluator:
             split=split,
             batch_size=_int(table.get("batch_size", 64), "data.batch_size", source, minimum=1),
             data_seed=_int(table.get("seed", 0), "data.seed", source, minimum=0),
+            max_timesteps=_int(
+                table.get("max_timesteps", 0), "data.max_timesteps", source, minimum=0
+            ),
             root=root,
             options=options,
             **_reference(data, source),
@@ -265,6 +273,8 @@ class Evaluator:
             },
             "reference": {"size": self.reference_size, "seed": self.reference_seed},
         }
+        if self.max_timesteps:  # absent when unset: older recipes keep their dict (and pools)
+            data["data"]["max_timesteps"] = self.max_timesteps
         if self.reference_space is not None:
             data["reference"]["space"] = self.reference_space
         if self.root is not None:
@@ -326,13 +336,30 @@ class Evaluator:
         """Read the data ``config`` would be scored with, so that missing files or a shape
         that does not fit fail now (before a run writes anything), with one line."""
         if self.needs_data:
-            self.batch(config)
+            self.batch(self.data_config(config))
+
+    def data_config(self, config: ArchConfig) -> ArchConfig:
+        """The candidate the data proxies run: ``config`` with its timesteps capped at
+        ``data.max_timesteps`` (``config`` itself when there is no cap or it is within it)."""
+        if self.max_timesteps and config.timesteps > self.max_timesteps:
+            return config.replace(timesteps=self.max_timesteps)
+        return config
 
     # ------------------------------------------------------------------ scoring
     def raw_scores(self, config: ArchConfig) -> dict[str, float]:
-        """Raw values of every proxy of the recipe for ``config``."""
-        batch = self.batch(config) if self.needs_data else None
-        return score_all(config, self.proxies, batch=batch, seed=self.seed)
+        """Raw values of every proxy of the recipe for ``config`` (the data proxies on
+        :meth:`data_config`, the others on ``config`` as it is)."""
+        if not self.needs_data:
+            return score_all(config, self.proxies, seed=self.seed)
+        capped = self.data_config(config)
+        if capped is config:
+            return score_all(config, self.proxies, batch=self.batch(config), seed=self.seed)
+        on_data = [n for n in self.proxies if get_proxy(n).needs_data]
+        raw = score_all(capped, on_data, batch=self.batch(capped), seed=self.seed)
+        rest = [n for n in self.proxies if n not in raw]
+        if rest:
+            raw.update(score_all(config, rest, seed=self.seed))
+        return {n: raw[n] for n in self.proxies}
 
     def combine(self, raw: Mapping[str, float]) -> float:
         """The combined, higher-is-better score of raw proxy values."""

@@ -153,6 +153,8 @@ def test_with_dataset_copies_the_recipe() -> None:
         ("[proxies]\nsahd = 1\n[data]\ndataset = 'cifar11'", "data.dataset: unknown dataset"),
         ("[proxies]\nsahd = 1\n[data]\nbatch = 8", "data.batch: unknown key"),
         ("[proxies]\nflops = 1\n[reference]\nsize = -2", "reference.size: must be an integer"),
+        ("[proxies]\nsahd = 1\n[data]\nmax_timesteps = -1", "data.max_timesteps: must be an"),
+        ("[proxies]\nsahd = 1\n[data]\nmax_timesteps = 1.5", "data.max_timesteps: must be an"),
     ],
 )
 def test_recipe_errors_name_the_file_and_key(tmp_path: Path, text: str, key: str) -> None:
@@ -168,6 +170,41 @@ def test_unknown_recipe_name_lists_close_matches() -> None:
         Evaluator.load("zero-cots")
     with pytest.raises(AutostError, match="cannot read"):
         Evaluator.load("/no/such/recipe.toml")
+
+
+def test_max_timesteps_caps_the_data_proxies_only() -> None:
+    capped = Evaluator.from_dict(
+        {"proxies": {"sahd": 1.0, "flops": 1.0}, "data": {"batch_size": 8, "max_timesteps": 2}}
+    )
+    plain = Evaluator.from_dict({"proxies": {"sahd": 1.0, "flops": 1.0}, "data": {"batch_size": 8}})
+    long = TINY.replace(timesteps=4)
+    raw = capped.raw_scores(long)
+    assert capped.data_config(long).timesteps == 2 and capped.data_config(TINY) is TINY
+    # sahd on the candidate at T = 2 (its batch encoded for 2 steps), FLOPs on it whole
+    assert raw["sahd"] == plain.raw_scores(TINY)["sahd"]
+    assert raw["flops"] == plain.raw_scores(long)["flops"] > plain.raw_scores(TINY)["flops"]
+    assert raw["sahd"] != plain.raw_scores(long)["sahd"]
+    assert list(raw) == ["sahd", "flops"]
+    assert capped.raw_scores(TINY) == plain.raw_scores(TINY)  # within the cap: unchanged
+    assert capped.to_dict()["data"]["max_timesteps"] == 2
+    assert Evaluator.from_dict(capped.to_dict()).max_timesteps == 2
+    assert "max_timesteps" not in plain.to_dict()["data"]  # older recipes keep their dict
+    assert capped.with_dataset("digits").max_timesteps == 2
+
+
+def test_shipped_default_scores_at_the_benchmarked_setting() -> None:
+    """evaluators/zero-cost.toml scores at the setting benchmarks/scoring_cost.py chose (the
+    cheapest whose tau stays inside the batch-64 intervals on every ground truth and seed)."""
+    result = json.loads(
+        (Path(__file__).parents[1] / "benchmarks/results/scoring_cost.json").read_text()
+    )
+    zero = Evaluator.load("zero-cost")
+    assert (zero.batch_size, zero.max_timesteps) == (16, 2)
+    assert result["decision"]["chosen"] == result["decision"]["shipped"] == "b16-T2"
+    verdict = result["verdict"]["b16-T2"]
+    assert verdict["ground_truths"] == 13 and not verdict["tau_outside_todays_interval"]
+    seconds = result["decision"]["chosen_seconds"]["2"]
+    assert seconds <= result["decision"]["target_seconds_2_threads"]
 
 
 def test_recipe_round_trips_through_to_dict() -> None:
