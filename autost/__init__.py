@@ -2,28 +2,28 @@
 
 from typing import TYPE_CHECKING
 
-from autost import presets as _presets  # noqa: F401  (registers the presets)
-from autost.config import SCHEMA_VERSION, ArchConfig, NeuronConfig
-from autost.cost import CostReport, count_params, estimate_cost, layer_table
+from autost.bundle import hub as _hub  # noqa: F401  (create_model reads and writes bundles with it)
 from autost.errors import AutostError, ConfigError, UnknownNameError
-from autost.models import SpikingTransformer, create_model, list_models, register_model
-
-__version__ = "0.1.0"
+from autost.model import presets as _presets  # noqa: F401  (registers the presets)
+from autost.model.config import SCHEMA_VERSION, ArchConfig, NeuronConfig
+from autost.model.cost import CostReport, count_params, estimate_cost, layer_table
+from autost.model.network import SpikingTransformer, create_model, list_models, register_model
+from autost.version import __version__
 
 if TYPE_CHECKING:  # type checkers see the real signatures of the lazily loaded names
-    from autost.official import load_official
+    from autost.bundle.official import load_official
     from autost.search import search
-    from autost.space import SearchSpace
+    from autost.search.space import SearchSpace
     from autost.training import TrainResult, TrainSettings, train
 
 # Entry points whose modules import more (optuna, the data loaders) load on first use.
 _LAZY = {
-    "SearchSpace": "autost.space",
+    "SearchSpace": "autost.search.space",
     "search": "autost.search",
     "train": "autost.training",
     "TrainSettings": "autost.training",
     "TrainResult": "autost.training",
-    "load_official": "autost.official",
+    "load_official": "autost.bundle.official",
 }
 
 

@@ -8,7 +8,7 @@ that differs. ``skip`` leaves stages out (without tuning, the search's best conf
 with the default recipe) and ``only`` runs one stage on the outputs of the earlier ones, even
 when it finished before (``only="export"`` rewrites the bundle).
 
-The export bundle (``bundle/``) is a Hub-ready folder (:mod:`autost.hub`): ``config.json``
+The export bundle (``bundle/``) is a Hub-ready folder (:mod:`autost.bundle.hub`): ``config.json``
 (the schema-versioned config with its provenance and the command that reproduces the run),
 ``model.safetensors``, the ``README.md`` model card and the plots it shows;
 ``autost.create_model(bundle)`` rebuilds the model with its weights.
@@ -23,27 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autost.config import ArchConfig
+from autost.bundle.report import SETTINGS
 from autost.errors import AutostError
-from autost.faults import kill_point
 from autost.io import atomic_write_text
+from autost.model.config import ArchConfig
+from autost.runtime.faults import kill_point
 
 STAGES = ("search", "tune", "train", "export")
 #: what a run is made with: a re-run into the same folder must repeat them
-SETTINGS = (
-    "space",
-    "dataset",
-    "evaluator",
-    "strategy",
-    "budget",
-    "top",
-    "trials",
-    "tune_epochs",
-    "epochs",
-    "seed",
-    "root",
-    "dataset_options",
-)
 
 
 @dataclass
@@ -209,7 +196,7 @@ def run(
             _train(out, dataset, epochs, seed, root, options, progress)
             _finish(out, state, stage, {})
         else:
-            from autost.report import export_bundle
+            from autost.bundle.report import export_bundle
 
             _need(out / "train" / "weights.pt", "export", "train")
             export_bundle(out, out / "bundle")
@@ -227,7 +214,7 @@ def _preflight(
     from autost.data import list_datasets
     from autost.search import STRATEGIES
     from autost.search.outputs import check_out_folder
-    from autost.space import SearchSpace
+    from autost.search.space import SearchSpace
     from autost.training.short import check_dataset
 
     check_out_folder(out)
@@ -241,7 +228,7 @@ def _preflight(
             f"unknown strategy {settings['strategy']!r} (choices: {', '.join(STRATEGIES)})"
         )
     space = SearchSpace.load(settings["space"])
-    from autost.evaluator import Evaluator
+    from autost.search.evaluator import Evaluator
 
     Evaluator.load(settings["evaluator"])
     dataset = settings["dataset"]
@@ -277,7 +264,7 @@ def _train(
 ) -> None:
     """Train the tuned winner (its lr, weight decay and T), or the search's best config, in
     this process (``autost train --workers N`` trains data-parallel on its own)."""
-    from autost.config import ArchConfig
+    from autost.model.config import ArchConfig
     from autost.training import train
 
     overrides: dict[str, Any] = {}
@@ -306,25 +293,6 @@ def _train(
         raise AutostError(f"training the winner failed: {result.failure}")
 
 
-def reproduce_command(
-    settings: Mapping[str, Any], out: str | Path, skip: Sequence[str] = ()
-) -> str:
-    """The ``autost run`` command line that makes a run with ``settings`` (and stages
-    ``skip`` left out) into ``out``."""
-    import shlex
-
-    words = ["autost", "run", "--space", str(settings["space"]), "--dataset", settings["dataset"]]
-    for key in SETTINGS[2:10]:
-        words += [f"--{key.replace('_', '-')}", str(settings[key])]
-    if settings.get("root") is not None:
-        words += ["--root", str(settings["root"])]
-    for key, value in (settings.get("dataset_options") or {}).items():
-        words += ["--dataset-option", f"{key}={value}"]
-    for stage in skip:
-        words += ["--skip", stage]
-    return shlex.join([*words, "--out", str(out)])
-
-
 def describe(config: ArchConfig) -> str:
     """An architecture in one line: depth, width, heads, MLP ratios, attention and T."""
 
@@ -341,7 +309,7 @@ def describe(config: ArchConfig) -> str:
 def summary(out: str | Path) -> list[str]:
     """What run ``out`` produced so far: the trained winner (architecture, params, final val
     accuracy, its search rank) and the bundle, one line each."""
-    import autost
+    from autost.model.cost import count_params
 
     out = Path(out)
     lines: list[str] = []
@@ -349,7 +317,7 @@ def summary(out: str | Path) -> list[str]:
     if status_file.exists():
         status = json.loads(status_file.read_text())
         config = ArchConfig.from_dict(status["config"])
-        lines.append(f"winner: {describe(config)}; {autost.count_params(config):,} params")
+        lines.append(f"winner: {describe(config)}; {count_params(config):,} params")
         final = status.get("final") or {}
         if status.get("status") == "completed" and "val_acc" in final:
             lines.append(

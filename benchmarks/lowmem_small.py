@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 import autost
-from autost.space import SearchSpace
+from autost.search.space import SearchSpace
 
 
 def main() -> None:

@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from autost import SearchSpace
-from autost.evaluator import Evaluator
 from autost.proxies import ProxyContext, get_proxy, list_proxies
+from autost.search.evaluator import Evaluator
 
 BASELINES = ("forward", "forward+backward")
 

@@ -19,7 +19,7 @@ import torch
 import autost
 from autost.io import atomic_write_text
 from autost.neurons.backend import backend_env
-from autost.space import SearchSpace
+from autost.search.space import SearchSpace
 
 MNIST_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 #: Per dataset: the loader's options, the input size, and the LIF kernel its trainings use

@@ -18,7 +18,7 @@ from ranking_report import LOW_FIDELITY
 
 import autost
 from autost.proxies import list_proxies
-from autost.space import SearchSpace
+from autost.search.space import SearchSpace
 
 #: Batches per training epoch, and steps per baseline, of the ``--tiny`` smoke run.
 TINY_BATCHES = 4
@@ -64,7 +64,7 @@ class Scores:
         extra_ensembles: Sequence[str] = (),
         tiny: bool = False,
     ) -> None:
-        from autost.evaluator import Evaluator
+        from autost.search.evaluator import Evaluator
 
         self.out, self.dataset, self.reference, self.tiny = out, dataset, reference, tiny
         self.spec = DATASETS[dataset]
@@ -127,7 +127,7 @@ class Scores:
     def fill(self, pool_name: str, configs: list[autost.ArchConfig]) -> None:
         """Compute what the cache lacks for ``configs`` of pool ``pool_name``: each value and
         its CPU seconds, NaN and the error for one that raises."""
-        from autost.evaluator import Evaluator
+        from autost.search.evaluator import Evaluator
 
         names = [*list_proxies(), *self.keys.values(), *LOW_FIDELITY]
         baselines: dict[str, Any] = {name: Evaluator.load(name) for name in LOW_FIDELITY}
@@ -162,8 +162,8 @@ class Scores:
         """The ensembles' reference pool: ``reference`` digits-space samples drawn with seed 0
         (not an evaluation pool), scored by every member of every ensemble, saved as
         ``OUT/ranking_reference_<dataset>.json`` (fitted again when it lacks a member)."""
-        from autost.evaluator import Evaluator
         from autost.proxies.ensemble import ReferencePool
+        from autost.search.evaluator import Evaluator
 
         if all(e.reference is not None for e in self.ensembles.values()):
             return

@@ -164,7 +164,7 @@ class Clock:
 def ranking_sources() -> dict[str, list[autost.ArchConfig]]:
     """The ranking benchmark's pools (persisted) and the ensemble's reference pool (64
     digits-space samples drawn with seed 0, as ``ranking_scores.Scores._reference``)."""
-    from autost.space import SearchSpace
+    from autost.search.space import SearchSpace
 
     pools = {"open": pool(RESULTS, 40), **{n: band_pool(RESULTS, n, 40) for n in BAND_POOLS}}
     rng = np.random.default_rng(0)
@@ -176,7 +176,7 @@ def ranking_sources() -> dict[str, list[autost.ArchConfig]]:
 def recipe_at(batch: int, cap: int = 0) -> dict[str, Any]:
     """The shipped zero-cost recipe (members, weights, seeds, pool) scored on a batch of
     ``batch`` with the data proxies' timesteps capped at ``cap`` (0: the candidate's own)."""
-    from autost.evaluator import Evaluator
+    from autost.search.evaluator import Evaluator
 
     data = Evaluator.load("zero-cost").to_dict()
     data["data"]["batch_size"] = batch
@@ -189,7 +189,7 @@ def recipe_at(batch: int, cap: int = 0) -> dict[str, Any]:
 def evaluator(dataset: str, batch: int, half: bool) -> Any:
     """The shipped zero-cost recipe at ``batch`` on ``dataset`` (``ranking.py``'s options), the
     input side halved for ``half``."""
-    from autost.evaluator import Evaluator
+    from autost.search.evaluator import Evaluator
 
     e = Evaluator.from_dict(recipe_at(batch), "evaluators/zero-cost.toml")
     spec = DATASETS[dataset]
@@ -247,8 +247,8 @@ def spikenas_flops() -> dict[int, float]:
 def score_spikenas(cache: Cache, clock: Clock, n: int, settings: list[Setting] = SETTINGS) -> None:
     """sahd of the first ``n`` sample cells at every setting, as ``spikenas.py`` scores them."""
     from autost.data.natural import natural_batch
+    from autost.model.spikenas import build_spikenas_model
     from autost.proxies import score as score_model
-    from autost.spikenas import build_spikenas_model
 
     flops = spikenas_flops()
     batches: dict[tuple[int, int, int], Any] = {}
@@ -279,7 +279,7 @@ def score_spikenas(cache: Cache, clock: Clock, n: int, settings: list[Setting] =
 
 
 def cost_configs(n: int) -> list[autost.ArchConfig]:
-    from autost.space import SearchSpace
+    from autost.search.space import SearchSpace
 
     space = SearchSpace.load("autost-small")
     rng = np.random.default_rng(0)
@@ -289,8 +289,8 @@ def cost_configs(n: int) -> list[autost.ArchConfig]:
 def score_cost(cache: Cache, clock: Clock, n: int, threads: int, variants: list[str]) -> None:
     """``Evaluator.score`` of ``n`` autost-small samples at every batch and variant, on the
     stand-in data a search scores with; settings interleaved per candidate."""
-    from autost.evaluator import Evaluator
     from autost.proxies import ReferencePool, score_all
+    from autost.search.evaluator import Evaluator
     from autost.search.inputs import choose_data
 
     configs = cost_configs(n)
@@ -453,7 +453,8 @@ def ranking_truths(cache: Cache) -> tuple[list[GroundTruth], dict[str, dict[str,
                     for a, f in zip(*got[:2], strict=True)
                 ]
                 flops = got[1]
-                cost.setdefault(f"ranking {dataset}", {})[label(s)] = float(np.median(got[2]))
+                if pool_name == "open":  # the cost column: the open pool's candidates
+                    cost.setdefault(f"ranking {dataset}", {})[label(s)] = float(np.median(got[2]))
             name = (
                 f"open pool, {dataset}" if pool_name == "open" else f"`{pool_name}` band, {dataset}"
             )
@@ -554,7 +555,7 @@ def data_seed_check(
 
 def shipped_setting() -> str:
     """The setting ``evaluators/zero-cost.toml`` scores at now (``b16-T2``, ...)."""
-    from autost.evaluator import Evaluator
+    from autost.search.evaluator import Evaluator
 
     e = Evaluator.load("zero-cost")
     cap = {0: "", 2: "-T2", 1: "-T1"}.get(e.max_timesteps, f"-T{e.max_timesteps}")
@@ -906,7 +907,8 @@ def markdown(result: dict[str, Any], today_label: dict[str, str]) -> str:
         "## Cost per candidate",
         "",
         "Ground-truth pools: median CPU seconds (process time, one torch thread) of sahd and "
-        "FLOPs per candidate, model build included. autost-small: `Evaluator.score` per "
+        "FLOPs per candidate, model build included (ranking: the open pool's 40 candidates). "
+        "autost-small: `Evaluator.score` per "
         "candidate on the stand-in `natural` 3x32x32 batch (a variant: sahd on the reduced "
         "candidate plus FLOPs), median wall seconds over the timed samples at each thread "
         "count (with the 1-minute load average seen), and the CPU seconds at the first. "

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 import autost
-import autost.cost
-from autost.space import SearchSpace
+import autost.model.cost
+from autost.search.space import SearchSpace
 
 
 def _with_table(cfg: autost.ArchConfig) -> None:
@@ -57,7 +57,7 @@ def main() -> None:
     for _ in range(args.repeats):
         for name, fn in cases:
             if fn is _cold:
-                autost.cost._parts_cache.clear()
+                autost.model.cost._parts_cache.clear()
             start = time.perf_counter()
             for cfg in configs:
                 fn(cfg)

@@ -9,7 +9,7 @@ writes the report from the table without scoring).
    CIFAR-10.
 2. Sample: the first ``--n`` ids of a permutation of all ids drawn with ``--seed`` (2026), so a
    larger ``--n`` extends a smaller one.
-3. Models: :func:`autost.spikenas.build_spikenas_model` (the benchmark's cell, macro network,
+3. Models: :func:`autost.model.spikenas.build_spikenas_model` (the benchmark's cell, macro network,
    T = 5 and neurons) at ``--width`` channels in the first cell (the benchmark: 128; default 16,
    see "Cost" below), weights seeded with ``--model-seed`` (0); LIF on the eager kernel.
 4. Batch: :func:`autost.data.natural.natural_batch` (``--batch`` 32 crops of scikit-learn's
@@ -49,10 +49,10 @@ import torch
 
 from autost.data.natural import natural_batch
 from autost.io import atomic_write_text
+from autost.model.spikenas import NUM_ARCHITECTURES, TIMESTEPS, build_spikenas_model, decode
 from autost.proxies import ConfigRequiredError, get_proxy, list_proxies
 from autost.proxies import score as score_model
 from autost.proxies.ensemble import rank_aggregate
-from autost.spikenas import NUM_ARCHITECTURES, TIMESTEPS, build_spikenas_model, decode
 
 sys.path.insert(0, str(Path(__file__).parent))
 from rankstats import _number, _signed, correlations, machine
@@ -290,7 +290,7 @@ def report(
 def ensembles(recipes: str) -> dict[str, dict[str, float]]:
     """Label -> proxy weights of each entry of ``recipes`` (comma-separated): an evaluator
     recipe that combines several proxies, or members joined by '+' (equal weights)."""
-    from autost.evaluator import Evaluator
+    from autost.search.evaluator import Evaluator
 
     out: dict[str, dict[str, float]] = {}
     for name in [r.strip() for r in recipes.split(",") if r.strip()]:
@@ -408,8 +408,8 @@ def main() -> None:
         "ground_truth": "SpikeNAS-Bench (Sun et al., IEEE TAI 2025; github.com/tju-sun-lab/"
         f"SpikeNAS-Bench at {source_commit(args.table)}), CIFAR-10 test accuracy after 100 epochs "
         "(690 cells: 200), benchmarks/data/spikenas_cifar10.csv",
-        "models": f"autost.spikenas (the benchmark's cells, macro network, T {TIMESTEPS}, LIF "
-        f"tau 4/3, ATan) at width {args.width} (benchmark: 128), weights seed "
+        "models": f"autost.model.spikenas (the benchmark's cells, macro network, T {TIMESTEPS}, "
+        f"LIF tau 4/3, ATan) at width {args.width} (benchmark: 128), weights seed "
         f"{args.model_seed}, {args.threads} torch thread(s), LIF backend {args.backend}",
         "batch": f"{args.batch} crops of scikit-learn's sample photographs "
         "(autost.data.natural.natural_batch, seed 0), normalised like CIFAR-10: NOT CIFAR-10",

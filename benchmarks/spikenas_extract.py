@@ -9,10 +9,10 @@ of its 5^6 = 15,625 cells was trained on CIFAR-10 (100 epochs; 690 cells 200 epo
 ``data/CIFAR10/<id>/train_process.txt`` holds the architecture id, the parameter count, one
 line per epoch (``epoch, train_acc, train_loss, val_acc, val_loss``), ``test accuracy: X``,
 the firing rates and the training time. The id is decoded into its six edge operations by
-:func:`autost.spikenas.decode` (the repository's ``get_cntmat_3``) and stored as the
+:func:`autost.model.spikenas.decode` (the repository's ``get_cntmat_3``) and stored as the
 benchmark's operation indices (0 zero, 1 skip, 2/3/4 conv after a LIF of threshold
 0.5/1.0/1.5); every recorded parameter count is checked against
-:func:`autost.spikenas.spikenas_param_count`. The logs are read from the bare git mirror with
+:func:`autost.model.spikenas.spikenas_param_count`. The logs are read from the bare git mirror with
 one ``git cat-file --batch``. Only the CIFAR-10 table is used: the others (CIFAR-100,
 Tiny-ImageNet, a few hundred cells each) are left for an independent check.
 """
@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from autost.spikenas import EDGES, NUM_ARCHITECTURES, OPS, decode, spikenas_param_count
+from autost.model.spikenas import EDGES, NUM_ARCHITECTURES, OPS, decode, spikenas_param_count
 
 REPO = "tju-sun-lab/SpikeNAS-Bench"
 MIRROR = Path("/work/.mirror/tju-sun-lab+SpikeNAS-Bench/repo")
@@ -113,7 +113,7 @@ def header(commit: str) -> list[str]:
     return [
         "SpikeNAS-Bench CIFAR-10 table (Sun et al., IEEE Trans. Artificial Intelligence 2025)",
         f"source: github.com/{REPO} commit {commit}, data/CIFAR10/<id>/train_process.txt",
-        "regenerate: python benchmarks/spikenas_extract.py; model: autost.spikenas",
+        "regenerate: python benchmarks/spikenas_extract.py; model: autost.model.spikenas",
         "edge_ij: operation index on the edge from node i to node j of the 4-node cell: "
         f"{ops} (zero: x * 0; skip: identity; conv_tXY: LIF of threshold X.Y -> conv3x3 -> BN); "
         "id = sum_k edge_k * 5**k over edges 01, 02, 03, 12, 13, 23",

@@ -38,7 +38,7 @@ def recipe_source(recipe: str, space: str, folder: Path) -> str:
     """The recipe to search ``space`` with: the shipped one, or for an ensemble on a space
     other than ``digits`` the same members and weights with a reference pool of 8 (a 64-
     candidate pool of a 3x32x32 space costs 5-60 minutes on 2 cores)."""
-    from autost.evaluator import Evaluator
+    from autost.search.evaluator import Evaluator
 
     scorer = Evaluator.load(recipe)
     if not scorer.is_ensemble or space == "digits":
@@ -99,8 +99,8 @@ def run_cell(recipe: str, space: str, folder: Path) -> Cell:
 
 
 def main() -> int:
-    from autost.evaluator import list_evaluators
-    from autost.space import list_spaces
+    from autost.search.evaluator import list_evaluators
+    from autost.search.space import list_spaces
 
     lines = [
         "# Every recipe on every space",

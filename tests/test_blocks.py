@@ -11,11 +11,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import autost
 from autost import ArchConfig
-from autost.blocks.attention import SDSA, SSA
-from autost.blocks.common import LinearBN
-from autost.blocks.gac import GACGate
-from autost.blocks.semm import EMSA, EMSP
-from autost.blocks.tim import TIM
+from autost.model.blocks.attention import SDSA, SSA
+from autost.model.blocks.common import LinearBN
+from autost.model.blocks.gac import GACGate
+from autost.model.blocks.semm import EMSA, EMSP
+from autost.model.blocks.tim import TIM
 
 
 def n_params(module: torch.nn.Module) -> int:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import autost
 from autost import ArchConfig, ConfigError
-from autost.config import ATTENTION_TYPES, REQUIRED_FIELDS, SCHEMA_VERSION, check_field
+from autost.model.config import ATTENTION_TYPES, REQUIRED_FIELDS, SCHEMA_VERSION, check_field
 
 
 def test_defaults_are_spikformer_cifar() -> None:
@@ -34,7 +34,7 @@ def test_per_layer_fields_broadcast_and_keep_lists() -> None:
 
 @pytest.mark.parametrize("name", autost.list_models())
 def test_presets_round_trip_json(name: str, tmp_path: Path) -> None:
-    from autost.models import resolve_config
+    from autost.model.network import resolve_config
 
     cfg = resolve_config(name)
     assert ArchConfig.from_json(cfg.to_json()) == cfg
@@ -204,7 +204,7 @@ def test_check_field_applies_the_rules_of_one_field() -> None:
 def test_replace_rebroadcasts_uniform_layers_on_depth_change() -> None:
     cfg = ArchConfig().replace(depth=6)
     assert cfg.num_heads == (12,) * 6 and cfg.attention == ("ssa",) * 6
-    qk = autost.models.resolve_config("qkformer-4-384-cifar10")
+    qk = autost.model.network.resolve_config("qkformer-4-384-cifar10")
     qk = qk.replace(depth=5, attention=["qk-token"] * 2 + ["ssa"] * 3)
     assert qk.stages == (1, 1, 3)
 
@@ -253,13 +253,13 @@ def test_settings_of_one_attention_type_need_a_layer_of_it() -> None:
         assert getattr(ArchConfig(attention=mixed, **{name: True}), name)
     with pytest.raises(ConfigError, match="shortcut 'membrane' has none"):
         ArchConfig(shortcut="membrane", ssa_flat_proj_lif=True)
-    sdt = autost.models.resolve_config("sdt-2-256-cifar10dvs")
+    sdt = autost.model.network.resolve_config("sdt-2-256-cifar10dvs")
     with pytest.raises(ConfigError, match="sdsa_dvs_pool: only changes 'sdsa'"):
         sdt.replace(attention="ssa")
 
 
 def test_overrides_parse_like_the_config_fields() -> None:
-    from autost.config import parse_overrides
+    from autost.model.config import parse_overrides
 
     items = ["ssa_flat_proj_lif=true", "timesteps=2", "num_heads=[4, 8]", "stem_pooling=1111"]
     items += ["attention=ssa", "neuron.tau=1.5", "neuron.surrogate=atan", "mlp_ratios=2.5"]
@@ -289,6 +289,6 @@ def test_overrides_parse_like_the_config_fields() -> None:
 
 def test_layer_sides_follow_the_stem_and_the_stages() -> None:
     assert ArchConfig(image_size=32).layer_sides == (8,) * 4  # SPS CIFAR: stride 4
-    qk = autost.models.resolve_config("qkformer-10-768-imagenet")
+    qk = autost.model.network.resolve_config("qkformer-10-768-imagenet")
     assert qk.stages == (1, 2, 7) and qk.layer_sides == (56, 28, 28) + (14,) * 7
     assert qk.layer_sides[-1] ** 2 == qk.num_tokens

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import autost
-import autost.cost as cost
-from autost.models import resolve_config
-from autost.space import SearchSpace
+import autost.model.cost as cost
+from autost.model.network import resolve_config
+from autost.search.space import SearchSpace
 
 SHIPPED = ["autost-tiny", "autost-small", "autost-base", "spiking-transformer", "digits"]
 

@@ -13,8 +13,8 @@ import torch
 import autost
 from autost import ArchConfig
 from autost.errors import AutostError
-from autost.evaluator import Evaluator, list_evaluators
 from autost.proxies import ReferencePool, get_proxy, list_proxies
+from autost.search.evaluator import Evaluator, list_evaluators
 
 DIGITS = dict(in_channels=1, image_size=8, stem_pooling="0001", num_heads=2, mlp_ratios=2)
 TINY = ArchConfig(embed_dim=32, depth=1, timesteps=2, **DIGITS)  # type: ignore[arg-type]
@@ -50,7 +50,7 @@ def test_flops_recipe_builds_no_model_and_reads_no_data(monkeypatch: pytest.Monk
     def fail(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a model was built or data was read")
 
-    monkeypatch.setattr(autost.models, "create_model", fail)
+    monkeypatch.setattr(autost.model.network, "create_model", fail)
     monkeypatch.setattr("autost.data.load_dataset", fail)
     scores = Evaluator.load("flops").score(TINY)
     expected = 2 * sum(r.macs + r.matmul_macs for r in autost.layer_table(TINY))
@@ -245,7 +245,7 @@ def short(**training: Any) -> dict[str, Any]:
 
 
 def test_short_training_recipes_ship_and_round_trip() -> None:
-    from autost.evaluator import ShortTrainingEvaluator
+    from autost.search.short_evaluator import ShortTrainingEvaluator
 
     epoch, drop = Evaluator.load("short-1epoch"), Evaluator.load("loss-drop")
     assert isinstance(epoch, ShortTrainingEvaluator) and isinstance(drop, ShortTrainingEvaluator)

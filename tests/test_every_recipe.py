@@ -10,9 +10,9 @@ import pytest
 from every_recipe import SMALL, run_cell
 
 from autost.errors import AutostError
-from autost.evaluator import Evaluator, list_evaluators
+from autost.search.evaluator import Evaluator, list_evaluators
 from autost.search.inputs import STANDINS, choose_data
-from autost.space import SearchSpace, list_spaces
+from autost.search.space import SearchSpace, list_spaces
 
 SPACES = list_spaces()
 RECIPES = list_evaluators()

@@ -20,8 +20,8 @@ from torch import Tensor, nn
 
 import autost
 from autost import ArchConfig
-from autost.blocks.common import BatchNorm2d
-from autost.models import resolve_config
+from autost.model.blocks.common import BatchNorm2d
+from autost.model.network import resolve_config
 
 DTYPE = torch.float64
 

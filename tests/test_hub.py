@@ -344,7 +344,7 @@ def test_tensors_of_another_kind_and_a_torn_legacy_file_are_refused(
 
 
 def test_the_reproduce_command_names_skipped_stages() -> None:
-    from autost.pipeline import reproduce_command
+    from autost.bundle.report import reproduce_command
 
     settings = {"space": "digits", "dataset": "mnist", "evaluator": "zero-cost",
                 "strategy": "evolution", "budget": 200, "top": 3, "trials": 6, "tune_epochs": 3,

@@ -20,10 +20,10 @@ from torch.nn import functional as F
 
 import autost
 from autost import ArchConfig
-from autost.blocks import lowmem
-from autost.blocks.lowmem import max_pool2d, spike_conv, spike_linear, spike_matmul, spike_mul
 from autost.cli import build_parser
-from autost.models import SpikingTransformer, resolve_config
+from autost.model.blocks import lowmem
+from autost.model.blocks.lowmem import max_pool2d, spike_conv, spike_linear, spike_matmul, spike_mul
+from autost.model.network import SpikingTransformer, resolve_config
 from autost.training import TrainSettings, train
 
 # the shared cases (testkit.BLOCK_CASES) and those of this module: (preset, overrides)

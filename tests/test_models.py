@@ -9,7 +9,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import autost
-from autost.models import resolve_config
+from autost.model.network import resolve_config
 
 PRESETS = autost.list_models()
 

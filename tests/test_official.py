@@ -24,7 +24,7 @@ import torch
 import autost
 from autost import ArchConfig, AutostError, SpikingTransformer
 from autost.cli import main
-from autost.models import resolve_config
+from autost.model.network import resolve_config
 
 SHRINK: dict[str, Any] = {"embed_dim": 64, "num_heads": 4, "image_size": 32, "timesteps": 2}
 BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
@@ -456,7 +456,7 @@ def test_cli_convert_set_reproduces_official_qkformer_at_batch_two(
     with torch.no_grad():
         assert torch.equal(model(x), official(x))
         assert not torch.equal(model(x), per_sample(x))  # the setting matters at batch 2
-    provenance = autost.hub.read_bundle_config(bundle)[1]["provenance"]
+    provenance = autost.bundle.hub.read_bundle_config(bundle)[1]["provenance"]
     assert provenance["overrides"] == {"ssa_flat_proj_lif": True, "timesteps": 3}
     # a bad key or value is one line, and nothing is written
     for item, expected in (

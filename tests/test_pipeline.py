@@ -171,7 +171,7 @@ def _third_place_run(out: Path) -> tuple[Path, int]:
 def test_bundle_provenance_is_the_exported_architectures_own(
     third_place_run: tuple[Path, int],
 ) -> None:
-    from autost.report import search_match
+    from autost.bundle.report import search_match
     from autost.search import load_run
 
     out, pick = third_place_run
@@ -266,7 +266,7 @@ def test_run_passes_root_and_dataset_options_to_the_search(tmp_path: Path) -> No
 def test_card_names_the_tuned_finalist_and_reads_as_a_card(
     third_place_run: tuple[Path, int],
 ) -> None:
-    from autost.card import model_card
+    from autost.bundle.card import model_card
     from autost.search import load_run
 
     out, pick = third_place_run
@@ -303,7 +303,7 @@ def test_card_names_the_tuned_finalist_and_reads_as_a_card(
 
 
 def test_plots_say_one_finalist_mark_the_winner_and_count_whole_epochs(tmp_path: Path) -> None:
-    from autost.report import plot_proxy_vs_accuracy, plot_training
+    from autost.bundle.report import plot_proxy_vs_accuracy, plot_training
 
     one = plot_proxy_vs_accuracy([(1, 0.5, 0.1037)], float("nan"), tmp_path / "a.png", winner=1)
     (ax,) = one.axes

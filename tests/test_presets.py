@@ -126,7 +126,7 @@ def test_qkformer_imagenet_arithmetic() -> None:
 
 def test_only_sdt_cifar10dvs_runs_in_dvs_mode_and_no_preset_flattens_proj_lif() -> None:
     for name in autost.list_models():
-        cfg = autost.models.resolve_config(name)
+        cfg = autost.model.network.resolve_config(name)
         assert cfg.sdsa_dvs_pool == (name == "sdt-2-256-cifar10dvs"), name
         assert not cfg.ssa_flat_proj_lif, name
     model = autost.create_model("sdt-2-256-cifar10dvs", embed_dim=64, image_size=16)

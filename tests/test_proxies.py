@@ -71,8 +71,8 @@ def test_data_free_proxies_build_no_model(monkeypatch: pytest.MonkeyPatch) -> No
     def fail(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a model was built")
 
-    monkeypatch.setattr(autost.models, "create_model", fail)
-    monkeypatch.setattr(autost.models, "SpikingTransformer", fail)
+    monkeypatch.setattr(autost.model.network, "create_model", fail)
+    monkeypatch.setattr(autost.model.network, "SpikingTransformer", fail)
     scores = score_all(TINY, ["flops", "params"])
     table = autost.layer_table(TINY)
     assert scores["flops"] == 2 * sum(r.macs + r.matmul_macs for r in table)

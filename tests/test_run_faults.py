@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from testkit import ROOT, cli_env, run_cli
 
-from autost.faults import KILL_ENV
+from autost.runtime.faults import KILL_ENV
 
 #: record written, then each stage finished (its record written, the next not started)
 POINTS = ["run-record", "run-search", "run-tune", "run-train", "run-export"]

@@ -150,8 +150,8 @@ class _Bar:
 
 def _evolution_draws(budget: int, settings: EvolutionSettings) -> list[str]:
     """Keys ``evolution_candidates`` draws for ``budget`` (scores from the config, no study)."""
+    from autost.search.space import SearchSpace
     from autost.search.strategies import evolution_candidates
-    from autost.space import SearchSpace
 
     space = SearchSpace.load("digits")
     configs: dict[str, autost.ArchConfig] = {}
@@ -381,9 +381,9 @@ def _pool_search(tmp_path: Path, name: str, **kwargs: object) -> dict[str, objec
 def test_reference_pool_is_cached_reused_and_recorded(
     tmp_path: Path, pool_cache: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    from autost.evaluator import Evaluator
+    from autost.search.evaluator import Evaluator
     from autost.search.scoring import reference_pool_info
-    from autost.space import SearchSpace
+    from autost.search.space import SearchSpace
 
     first = _pool_search(tmp_path, "a", progress=True)
     assert "8/8" in capfd.readouterr().err  # scored

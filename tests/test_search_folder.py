@@ -14,7 +14,7 @@ from search_helpers import RECIPE, leaderboard
 from testkit import ROOT, cli_env, run_cli
 
 from autost.errors import AutostError
-from autost.faults import KILL_ENV
+from autost.runtime.faults import KILL_ENV
 from autost.search import search
 from autost.search.folder import folder_state
 

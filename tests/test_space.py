@@ -13,7 +13,7 @@ from testkit import ROOT
 from torch.utils.flop_counter import FlopCounterMode
 
 import autost
-from autost.space import Constraint, SearchSpace, list_spaces
+from autost.search.space import Constraint, SearchSpace, list_spaces
 
 SHIPPED = ["autost-base", "autost-small", "autost-tiny", "digits", "spiking-transformer"]
 

@@ -1,4 +1,5 @@
-"""SpikeNAS-Bench's cell space (autost.spikenas), its facts table and the natural-image batch."""
+"""SpikeNAS-Bench's cell space (autost.model.spikenas), its facts table and the natural-image
+batch."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 
 from autost.data.natural import natural_batch
 from autost.errors import ConfigError
-from autost.spikenas import (
+from autost.model.spikenas import (
     EDGES,
     NUM_ARCHITECTURES,
     OPS,

@@ -16,7 +16,7 @@ import torch
 from testkit import DIGITS_ARCH, ROOT, cli_in_process, run_cli
 
 import autost
-from autost.space import SearchSpace
+from autost.search.space import SearchSpace
 from autost.training import TrainSettings, train
 from autost.training.augment import augment_batch
 from autost.training.losses import Objective

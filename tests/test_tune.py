@@ -17,8 +17,8 @@ import pytest
 from testkit import DIGITS_ARCH, ROOT, cli_env, cli_in_process, run_cli
 
 import autost
-from autost.tune import TRIAL_PREFIX
-from autost.workdir import sweep
+from autost.runtime.workdir import sweep
+from autost.tune.tuner import TRIAL_PREFIX
 
 GOOD = DIGITS_ARCH.replace(embed_dim=32)
 BAD = GOOD.replace(num_classes=11)  # digits has 10 classes: the trainer raises in the trial
@@ -446,7 +446,7 @@ def _is_trial(proc: psutil.Process) -> bool:
 
 
 def test_resume_stops_only_the_local_ray_a_killed_run_left(tmp_path: Path) -> None:
-    from autost.ray_util import LOCAL_RAY, _proc_start, stop_left_ray
+    from autost.runtime.ray_util import LOCAL_RAY, _proc_start, stop_left_ray
 
     sleeper = "import time; time.sleep(120)"
     left = subprocess.Popen([sys.executable, "-c", sleeper, "ray::DashboardAgent"])
@@ -552,8 +552,8 @@ def test_each_finalist_is_tried_first_and_trials_at_chance_pick_none(
 def test_enqueue_finalists_queues_each_untried_finalist_once() -> None:
     import optuna
 
-    from autost.tune import DefineByRun
-    from autost.tune_record import enqueue_finalists
+    from autost.tune.record import enqueue_finalists
+    from autost.tune.tuner import DefineByRun
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))

@@ -11,16 +11,17 @@ from pathlib import Path
 import pytest
 from testkit import ROOT, cli_env
 
-from autost import workdir
-from autost.faults import KILL_ENV
-from autost.workdir import LOCK, node_prefix, private_workdir, sweep
+from autost.runtime import workdir
+from autost.runtime.faults import KILL_ENV
+from autost.runtime.workdir import LOCK, node_prefix, private_workdir, sweep
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="flock: POSIX only")
 
 PREFIX = "autost-test-"
 # an owner that makes its folder, writes a file in it and waits until it is killed
 OWNER = (
-    "import sys, time; from pathlib import Path; from autost.workdir import private_workdir\n"
+    "import sys, time; from pathlib import Path\n"
+    "from autost.runtime.workdir import private_workdir\n"
     "with private_workdir(sys.argv[1], Path(sys.argv[2])) as f:\n"
     "    (f / 'checkpoint.pt').write_bytes(b'x' * 1000); print(f, flush=True); time.sleep(120)\n"
 )
@@ -122,7 +123,7 @@ def test_a_file_system_without_locks_gives_plain_folders(
 
 
 FORK = (
-    "import os, sys; from pathlib import Path; from autost.workdir import private_workdir\n"
+    "import os, sys; from pathlib import Path; from autost.runtime.workdir import private_workdir\n"
     "with private_workdir(sys.argv[1], Path(sys.argv[2])) as f:\n"
     "    pid = os.fork()\n"
     "    if pid == 0:\n"

@@ -309,7 +309,7 @@ def test_autost_fitness_as_released_is_gflops_without_a_model(
     def fail(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a model was built")
 
-    monkeypatch.setattr(autost.models, "create_model", fail)
+    monkeypatch.setattr(autost.model.network, "create_model", fail)
     flops = autost.estimate_cost(TINY).flops
     assert score_all(TINY, ["autost_fitness"])["autost_fitness"] == pytest.approx(flops / 1e9)
 

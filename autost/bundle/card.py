@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from autost.config import ArchConfig
+from autost.model.config import ArchConfig
 
 #: what the card's pictures show, by file name (an ``autost run`` bundle holds them)
 PICTURES = {
@@ -106,9 +106,9 @@ def _architecture(config: ArchConfig) -> list[str]:
 
 
 def _cost(config: ArchConfig, provenance: Mapping[str, Any]) -> list[str]:
-    import autost
+    from autost.model.cost import estimate_cost
 
-    cost = autost.estimate_cost(config)
+    cost = estimate_cost(config)
     final = _dict(_dict(provenance.get("training")).get("final"))
     measured = all(isinstance(final.get(k), (int, float)) for k in ("sops", "energy_mj"))
     sops = float(final["sops"]) if measured else cost.sops

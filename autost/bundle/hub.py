@@ -25,35 +25,22 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from autost.config import WRAPPER_SCHEMA_VERSION
 from autost.errors import AutostError
 from autost.io import atomic_write_bytes, atomic_write_text
+from autost.model import network
+from autost.model.config import WRAPPER_SCHEMA_VERSION
+from autost.model.files import CONFIG, HUB_PREFIX, LEGACY_WEIGHTS, WEIGHTS, is_bundle
 
 if TYPE_CHECKING:
-    from autost.config import ArchConfig
-    from autost.models import SpikingTransformer
+    from autost.model.config import ArchConfig
+    from autost.model.network import SpikingTransformer
 
 #: ``config.json``'s own version: the one ``ArchConfig.from_json`` reads around a config
 BUNDLE_SCHEMA = WRAPPER_SCHEMA_VERSION
-CONFIG = "config.json"
-WEIGHTS = "model.safetensors"
-LEGACY_WEIGHTS = "weights.pt"
 CARD = "README.md"
 #: pictures an ``autost run`` bundle holds; the card shows them and a rewrite carries them along
 PLOTS = ("pareto.png", "proxy_vs_accuracy.png", "training.png")
-#: ``create_model`` reads ``hf://owner/name`` as a Hub repository id
-HUB_PREFIX = "hf://"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-def is_bundle(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a bundle folder: ``config.json`` and weights (either format)."""
-    folder = Path(path)
-    return (
-        folder.is_dir()
-        and (folder / CONFIG).is_file()
-        and ((folder / WEIGHTS).is_file() or (folder / LEGACY_WEIGHTS).is_file())
-    )
 
 
 # ------------------------------------------------------------------------------------ reading
@@ -62,7 +49,7 @@ def is_bundle(path: str | os.PathLike[str]) -> bool:
 def read_bundle_config(folder: Path) -> tuple[ArchConfig, dict[str, Any]]:
     """The bundle's config and the whole ``config.json`` (schema, config, provenance); a
     bundle schema this version does not know, or provenance that is not an object, raises."""
-    from autost.config import ArchConfig
+    from autost.model.config import ArchConfig
 
     path = folder / CONFIG
     # one-line errors for unreadable or invalid configs and for a schema_version, inner or
@@ -174,7 +161,7 @@ def load_bundle(
 ) -> tuple[SpikingTransformer, dict[str, Any]]:
     """The model of bundle ``folder`` with its weights, and its ``config.json`` data. The card
     (when present) must carry metadata; the tensors must fit the config exactly."""
-    from autost.models import SpikingTransformer
+    from autost.model.network import SpikingTransformer
 
     folder = Path(folder)
     if not is_bundle(folder):
@@ -253,7 +240,7 @@ def save_bundle(
         "provenance": _finite(dict(provenance)) if provenance is not None else None,
     }
     atomic_write_text(folder / CONFIG, json.dumps(data, indent=2, allow_nan=False) + "\n")
-    from autost.card import model_card
+    from autost.bundle.card import model_card
 
     atomic_write_text(folder / CARD, model_card(data, folder))
     (folder / LEGACY_WEIGHTS).unlink(missing_ok=True)
@@ -290,3 +277,14 @@ def rewrite_bundle(source: str | os.PathLike[str], dest: str | os.PathLike[str])
     save_bundle(model, dest, provenance)
     (dest / "report.md").unlink(missing_ok=True)  # an older autost bundle's: the card says it
     return dest
+
+
+def _load_pretrained(
+    name: str | os.PathLike[str], revision: str | None = None, **overrides: Any
+) -> SpikingTransformer:
+    return load_bundle(resolve_pretrained(name, revision), **overrides)[0]
+
+
+# The model layer's create_model / save_pretrained / from_pretrained read and write bundles
+# through these (it does not import this module: autost's __init__ imports it).
+network.BUNDLE_IO.update(load=_load_pretrained, save=save_bundle)

@@ -42,9 +42,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from autost.config import ArchConfig
 from autost.errors import AutostError
-from autost.models import SpikingTransformer, resolve_config
+from autost.model.config import ArchConfig
+from autost.model.network import SpikingTransformer, resolve_config
 
 #: Keys under which training scripts store the state dict, in order of preference.
 WRAPPER_KEYS = ("model", "state_dict", "model_ema", "state_dict_ema")
@@ -476,8 +476,8 @@ def convert(
     are config fields, as for :func:`load_official` (``ssa_flat_proj_lif=True`` for official
     QKFormer outputs at batch >= 2); the bundle's config keeps them. The checkpoint is
     checked whole before anything is written; each file is written atomically."""
-    import autost
-    from autost.hub import save_bundle
+    from autost.bundle.hub import save_bundle
+    from autost.version import __version__
 
     source, folder = Path(checkpoint), Path(bundle)
     if folder.exists() and not folder.is_dir():
@@ -489,7 +489,7 @@ def convert(
         "preset": _preset_name(preset),
         "overrides": {k: v for k, v in model.config.to_dict().items() if k in overrides},
         "official_layout": layout.family,
-        "versions": {"autost": autost.__version__, "torch": torch.__version__},
+        "versions": {"autost": __version__, "torch": torch.__version__},
         "converted": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return save_bundle(model, folder, provenance)

@@ -6,13 +6,57 @@ import csv
 import json
 import platform
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from autost.bundle.hub import BUNDLE_SCHEMA, save_bundle
 from autost.errors import AutostError
-from autost.hub import BUNDLE_SCHEMA, save_bundle
 
-__all__ = ["BUNDLE_SCHEMA", "export_bundle", "pareto_front", "search_match"]
+__all__ = [
+    "BUNDLE_SCHEMA",
+    "SETTINGS",
+    "export_bundle",
+    "pareto_front",
+    "reproduce_command",
+    "search_match",
+]
+
+
+#: An ``autost run``'s settings (``pipeline.json``), in its command line's order.
+SETTINGS = (
+    "space",
+    "dataset",
+    "evaluator",
+    "strategy",
+    "budget",
+    "top",
+    "trials",
+    "tune_epochs",
+    "epochs",
+    "seed",
+    "root",
+    "dataset_options",
+)
+
+
+def reproduce_command(
+    settings: Mapping[str, Any], out: str | Path, skip: Sequence[str] = ()
+) -> str:
+    """The ``autost run`` command line that makes a run with ``settings`` (and stages
+    ``skip`` left out) into ``out``."""
+    import shlex
+
+    words = ["autost", "run", "--space", str(settings["space"]), "--dataset", settings["dataset"]]
+    for key in SETTINGS[2:10]:
+        words += [f"--{key.replace('_', '-')}", str(settings[key])]
+    if settings.get("root") is not None:
+        words += ["--root", str(settings["root"])]
+    for key, value in (settings.get("dataset_options") or {}).items():
+        words += ["--dataset-option", f"{key}={value}"]
+    for stage in skip:
+        words += ["--skip", stage]
+    return shlex.join([*words, "--out", str(out)])
 
 
 def _plt() -> Any:
@@ -148,7 +192,7 @@ def _tuning(run: Path, tune_best: dict[str, Any] | None, tau: float) -> dict[str
     """The tuning's provenance: the chosen trial's parameters and metrics, the finalist it
     tried (search rank and key) and the finalists' Kendall tau; when every complete trial
     ended at chance level, that (and no choice)."""
-    from autost.tune_record import at_chance_level
+    from autost.tune.record import at_chance_level
 
     complete = [
         {k: float(v) for k, v in row.items() if k in ("val_acc", "val_chance") and v}
@@ -184,7 +228,7 @@ def search_match(search_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
     """The search's stored candidate whose config equals ``config``: its rank (1 = best),
     key, trial number, scores and metrics; when none does, those are ``None`` and ``reason``
     says so (the scores of another candidate are never borrowed)."""
-    from autost.config import ArchConfig
+    from autost.model.config import ArchConfig
     from autost.search import load_run
 
     target = ArchConfig.from_dict(config)
@@ -227,8 +271,9 @@ def export_bundle(run: Path, bundle: Path) -> Path:
     import torch
     from scipy.stats import kendalltau
 
-    import autost
-    from autost.config import ArchConfig
+    from autost.model.config import ArchConfig
+    from autost.model.network import SpikingTransformer
+    from autost.version import __version__
 
     train_dir = run / "train"
     status = json.loads((train_dir / "train.json").read_text())
@@ -263,7 +308,7 @@ def export_bundle(run: Path, bundle: Path) -> Path:
         "training": {"dataset": status["dataset"], "settings": status["settings"], "final": final},
         "seed": search_run["seed"],
         "versions": {
-            "autost": autost.__version__,
+            "autost": __version__,
             "torch": torch.__version__,
             "optuna": optuna.__version__,
             "python": platform.python_version(),
@@ -272,13 +317,11 @@ def export_bundle(run: Path, bundle: Path) -> Path:
     }
     settings = _run_settings(run)
     if settings is not None:
-        from autost.pipeline import reproduce_command
-
         # into a fresh folder of the same name: the run's own would find every stage done
         tuned = tune_best is not None or (run / "tune" / "tune.json").exists()
         skip = [] if tuned else ["tune"]
         provenance["reproduce"] = reproduce_command(settings, Path("runs") / run.name, skip)
-    model = autost.SpikingTransformer(ArchConfig.from_dict(status["config"]))
+    model = SpikingTransformer(ArchConfig.from_dict(status["config"]))
     state = torch.load(train_dir / "weights.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
     save_bundle(model, bundle, provenance)

@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from autost.cli_train import add_dataset_args, add_run, add_train, add_tune
+from autost.cli.train import add_dataset_args, add_run, add_train, add_tune
 from autost.errors import AutostError
 
 
@@ -21,7 +21,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
         raise AutostError(f"no preset matches {args.pattern!r}; try 'autost models'")
     rows: list[dict[str, Any]] = []
     for name in names:
-        cfg = autost.models.resolve_config(name)
+        cfg = autost.model.network.resolve_config(name)
         rows.append(
             {
                 "name": name,
@@ -49,7 +49,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_spaces(args: argparse.Namespace) -> int:
-    from autost.space import SearchSpace, list_spaces
+    from autost.search.space import SearchSpace, list_spaces
 
     rows = []
     for name in list_spaces():
@@ -69,8 +69,8 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
 
 
 def _cmd_proxies(args: argparse.Namespace) -> int:
-    from autost.evaluator import list_evaluators
     from autost.proxies import get_proxy, list_proxies
+    from autost.search.evaluator import list_evaluators
 
     rows = []
     for name in list_proxies():
@@ -163,8 +163,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from autost.config import parse_overrides
-    from autost.hub import is_bundle, rewrite_bundle
+    from autost.bundle.hub import is_bundle, rewrite_bundle
+    from autost.model.config import parse_overrides
 
     if is_bundle(args.source):
         for flag, given in (("--preset", args.preset is not None), ("--set", bool(args.set))):
@@ -177,7 +177,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
             f"{args.source} is not a bundle folder: converting an official checkpoint needs "
             "--preset NAME"
         )
-    from autost.official import convert
+    from autost.bundle.official import convert
 
     print(convert(args.source, args.preset, args.output, **parse_overrides(args.set)))
     return 0

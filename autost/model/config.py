@@ -27,7 +27,7 @@ SCHEMA_VERSION = 1
 #: best.json, train.json, exported configs); :meth:`ArchConfig.from_json` refuses any other.
 WRAPPER_SCHEMA_VERSION = 1
 
-#: Attention mechanisms (see :mod:`autost.blocks.attention`).
+#: Attention mechanisms (see :mod:`autost.model.blocks.attention`).
 ATTENTION_TYPES = ("ssa", "sdsa", "qk-token", "qk-channel", "semm")
 #: Channel mixers after the attention: the plain spiking MLP or SEMM's experts-mixture EMSP.
 MLP_TYPES = ("mlp", "emsp")
@@ -104,7 +104,7 @@ class ArchConfig:
     hierarchical (QKFormer) network into stages whose widths double up to ``embed_dim``; it is
     empty for single-stage stems. A built model keeps its config as ``model.config``.
 
-    Two settings reproduce official forward passes (see :mod:`autost.blocks.attention`):
+    Two settings reproduce official forward passes (see :mod:`autost.model.blocks.attention`):
     ``sdsa_dvs_pool`` adds the Spike-driven Transformer's parameter-free 3x3 max-pools to SDSA
     (its CIFAR10-DVS "DVS mode"); ``ssa_flat_proj_lif`` runs SSA's output neuron over the
     flattened ``T*B`` axis as every official QKFormer does, so that its membrane carries from

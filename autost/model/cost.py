@@ -9,12 +9,12 @@ from functools import cached_property, partial
 from operator import attrgetter
 from typing import Any
 
-from autost.blocks.attention import ATTENTIONS
-from autost.blocks.coding import CODINGS
-from autost.blocks.common import LayerCost, neuron_cost
-from autost.blocks.mlp import MLPS
-from autost.blocks.stems import STEMS, QKDownsample
-from autost.config import ArchConfig
+from autost.model.blocks.attention import ATTENTIONS
+from autost.model.blocks.coding import CODINGS
+from autost.model.blocks.common import LayerCost, neuron_cost
+from autost.model.blocks.mlp import MLPS
+from autost.model.blocks.stems import STEMS, QKDownsample
+from autost.model.config import ArchConfig
 
 #: Energy per operation (45 nm CMOS, Horowitz 2014) as used by the Spikformer/SDT papers.
 E_MAC_PJ = 4.6
@@ -178,7 +178,7 @@ def count_params(spec: Any) -> int:
     ``spec`` is anything :func:`autost.create_model` accepts. Equals
     ``sum(p.numel() for p in create_model(spec).parameters())``.
     """
-    from autost.models import resolve_config
+    from autost.model.network import resolve_config
 
     return sum(part.params for _, part in _parts(resolve_config(spec)))
 
@@ -248,7 +248,7 @@ def estimate_cost(spec: Any, firing_rates: float | Mapping[str, float] | None = 
     ``<block>.attn.qkv`` for attention products) to rate, or one rate for every layer. Layers
     without a rate, and every layer when it is ``None``, count at rate 1 (an upper bound).
     """
-    from autost.models import resolve_config
+    from autost.model.network import resolve_config
 
     parts = _parts(resolve_config(spec))
     if firing_rates is None:

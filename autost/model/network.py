@@ -12,15 +12,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from autost import hub
-from autost.blocks.attention import ATTENTIONS
-from autost.blocks.coding import CODINGS
-from autost.blocks.common import spiking_neuron
-from autost.blocks.lowmem import LOW_MEMORY_DEFAULT, checkpoint_module, set_low_memory
-from autost.blocks.mlp import MLPS
-from autost.blocks.stems import STEMS, QKDownsample
-from autost.config import ArchConfig
 from autost.errors import AutostError
+from autost.model.blocks.attention import ATTENTIONS
+from autost.model.blocks.coding import CODINGS
+from autost.model.blocks.common import spiking_neuron
+from autost.model.blocks.lowmem import LOW_MEMORY_DEFAULT, checkpoint_module, set_low_memory
+from autost.model.blocks.mlp import MLPS
+from autost.model.blocks.stems import STEMS, QKDownsample
+from autost.model.config import ArchConfig
+from autost.model.files import HUB_PREFIX, is_bundle
 from autost.registry import Registry
 
 PRESETS: Registry[Callable[[], ArchConfig]] = Registry("model")
@@ -48,7 +48,7 @@ class SpikingTransformer(nn.Module):
 
     Two switches trade nothing but memory and time, never results: ``low_memory`` (off by
     default) saves the spike inputs of linear layers, convs and products for backward as
-    bool/uint8 and max-pools' argmax positions as int16 (see :mod:`autost.blocks.lowmem`);
+    bool/uint8 and max-pools' argmax positions as int16 (see :mod:`autost.model.blocks.lowmem`);
     ``checkpoint_blocks`` (off by default) recomputes each encoder block's activations in
     backward instead of keeping them (in training mode with gradients enabled only).
     """
@@ -106,9 +106,8 @@ class SpikingTransformer(nn.Module):
     ) -> Path:
         """Write a Hub-ready bundle: ``config.json`` (config and ``provenance``),
         ``model.safetensors`` and a ``README.md`` model card; returns the folder."""
-        from autost.hub import save_bundle
-
-        return save_bundle(self, folder, provenance)
+        saved: Path = _bundle_io("save")(self, folder, provenance)
+        return saved
 
     @classmethod
     def from_pretrained(
@@ -116,9 +115,8 @@ class SpikingTransformer(nn.Module):
     ) -> SpikingTransformer:
         """The model of a bundle folder or of Hub repository ``owner/name`` (fetched into the
         Hugging Face cache: config, safetensors and card only), with its weights."""
-        from autost.hub import load_bundle, resolve_pretrained
-
-        return load_bundle(resolve_pretrained(name, revision), **overrides)[0]
+        model: SpikingTransformer = _bundle_io("load")(name, revision, **overrides)
+        return model
 
     def forward_head(self, feats: Tensor, per_timestep: bool = False) -> Tensor:
         """Logits from the features ``[T, B, D]`` of :meth:`forward_features`."""
@@ -129,6 +127,18 @@ class SpikingTransformer(nn.Module):
             return out
         logits: Tensor = self.head(feats)
         return logits if per_timestep else logits.mean(dim=0)
+
+
+#: How bundles are read and written: ``load(name, revision, **overrides) -> model`` and
+#: ``save(model, folder, provenance) -> Path``, registered by :mod:`autost.bundle.hub` when it is
+#: imported (``import autost`` does), so that the model layer does not import the bundle layer.
+BUNDLE_IO: dict[str, Callable[..., Any]] = {}
+
+
+def _bundle_io(name: str) -> Callable[..., Any]:
+    if name not in BUNDLE_IO:  # only when autost.model is loaded without autost's __init__
+        raise AutostError("reading or writing a bundle needs autost.bundle.hub: import autost")
+    return BUNDLE_IO[name]
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -181,7 +191,7 @@ def resolve_config(spec: Any, **overrides: Any) -> ArchConfig:
             raise AssertionError("unreachable")
         elif not path.exists():
             raise AutostError(f"no such file or folder: {text}")
-        elif hub.is_bundle(path):
+        elif is_bundle(path):
             cfg = _config_file(path / "config.json")
         elif path.is_dir():
             if not (path / "best.json").is_file():
@@ -209,10 +219,10 @@ def create_model(spec: Any, **overrides: Any) -> SpikingTransformer:
     before, loaded with ``weights_only=True``) or ``hf://owner/name`` (a bundle on the
     Hugging Face Hub) gives the model with its trained weights.
     """
-    if isinstance(spec, str) and spec.startswith(hub.HUB_PREFIX):
+    if isinstance(spec, str) and spec.startswith(HUB_PREFIX):
         return SpikingTransformer.from_pretrained(spec, **overrides)
-    if isinstance(spec, (str, os.PathLike)) and hub.is_bundle(spec):
-        return hub.load_bundle(spec, **overrides)[0]
+    if isinstance(spec, (str, os.PathLike)) and is_bundle(spec):
+        return SpikingTransformer.from_pretrained(spec, **overrides)
     return SpikingTransformer(resolve_config(spec, **overrides))
 
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from autost.config import ArchConfig
-from autost.models import register_model
+from autost.model.config import ArchConfig
+from autost.model.network import register_model
 
 #: dataset -> (in_channels, image_size, num_classes)
 DATASETS: dict[str, tuple[int, int, int]] = {

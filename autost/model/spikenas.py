@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 from torch import Tensor, nn
 
-from autost.blocks.common import BatchNorm2d
 from autost.errors import ConfigError
+from autost.model.blocks.common import BatchNorm2d
 from autost.neurons import LIF
 
 #: Edge operations, by the index the benchmark's id encodes.

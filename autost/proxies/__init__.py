@@ -35,6 +35,7 @@ Without an autost config, ``params`` and ``flops`` are counted from the model an
 from autost.proxies import activity as _activity  # noqa: F401  (registers the proxies)
 from autost.proxies import analytic as _analytic  # noqa: F401
 from autost.proxies import gradients as _gradients  # noqa: F401
+from autost.proxies import hamming as _hamming  # noqa: F401
 from autost.proxies import zerocost as _zerocost  # noqa: F401
 from autost.proxies.activity import Energy, FiringRate, Sops
 from autost.proxies.analytic import Flops, Params
@@ -49,7 +50,8 @@ from autost.proxies.context import (
 )
 from autost.proxies.ensemble import ReferencePool, normalised_ranks, orient, rank_aggregate
 from autost.proxies.gradients import GradNorm, Synflow, synaptic_weights, trainable_weights
-from autost.proxies.kernels import SAHD, KernelAccumulator, NaswotHD, log_abs_det
+from autost.proxies.hamming import SAHD, NaswotHD
+from autost.proxies.kernels import KernelAccumulator, log_abs_det
 from autost.proxies.neuron_types import NeuronKind, find_neurons, register_neuron
 from autost.proxies.recording import Activity
 from autost.proxies.zerocost import AutostFitness, Fisher, JacobCov, MeCo, Snip, ZiCo

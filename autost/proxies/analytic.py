@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from autost.cost import count_params, estimate_cost
+from autost.model.cost import count_params, estimate_cost
 from autost.proxies.base import Proxy, register_proxy
 
 if TYPE_CHECKING:

@@ -23,12 +23,9 @@ of a singular kernel); the ensembles rank them explicitly (see :mod:`autost.prox
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from autost.registry import Registry
-
-if TYPE_CHECKING:
-    from autost.proxies.context import ProxyContext
 
 SHARED_PRODUCTS = frozenset({"activity", "kernels"})
 
@@ -44,8 +41,10 @@ class Proxy(ABC):
     shares: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
-    def compute(self, ctx: ProxyContext) -> float:
-        """The raw value for the context's architecture (may be non-finite)."""
+    def compute(self, ctx: Any) -> float:
+        """The raw value for the context's architecture (may be non-finite). ``ctx`` is a
+        :class:`~autost.proxies.context.ProxyContext` (typed in the subclasses: the context
+        module imports this one, not the other way round)."""
 
     def oriented(self, raw: float) -> float:
         """``sign * raw``: higher is better for every proxy."""

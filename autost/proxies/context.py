@@ -36,10 +36,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from autost.blocks.common import LayerCost
-from autost.config import ArchConfig
-from autost.cost import CostReport, estimate_cost, layer_table
 from autost.errors import AutostError
+from autost.model.blocks.common import LayerCost
+from autost.model.config import ArchConfig
+from autost.model.cost import CostReport, estimate_cost, layer_table
 from autost.proxies.base import Proxy, get_proxy
 from autost.proxies.kernels import KernelAccumulator
 from autost.proxies.neuron_types import (
@@ -106,7 +106,7 @@ class ProxyContext:
     """
 
     def __init__(self, config: Any, batch: Batch | None = None, seed: int = 0) -> None:
-        from autost.models import resolve_config
+        from autost.model.network import resolve_config
 
         self._setup(resolve_config(config), batch, seed)
 
@@ -195,7 +195,7 @@ class ProxyContext:
     def model(self) -> nn.Module:
         """The model, built once with ``torch.manual_seed(seed)``, BN on batch statistics."""
         if self._model is None:
-            from autost import models
+            from autost.model import network as models
 
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.seed)

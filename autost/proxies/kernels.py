@@ -1,5 +1,5 @@
-"""Kernel proxies over the binary spike codes of one batch: SAHD (SNASNet) and NASWOT's
-Hamming kernel.
+"""The kernels over the binary spike codes of one batch behind SAHD (SNASNet) and NASWOT's
+Hamming kernel (the proxies themselves are in :mod:`autost.proxies.hamming`).
 
 For every neuron layer ``l`` (:func:`autost.proxies.find_neurons`: autost, SpikingJelly,
 snnTorch, Norse or registered neurons; a single-step neuron's call is one timestep) and
@@ -29,16 +29,9 @@ A singular kernel (two samples with identical codes everywhere, e.g. a silent ne
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
 from torch import Tensor
-
-from autost.proxies.base import Proxy, register_proxy
-
-if TYPE_CHECKING:
-    from autost.proxies.context import ProxyContext
 
 #: SNASNet's ``1e-3`` added to the expected distance before taking its reciprocal.
 SAHD_EPS = 1e-3
@@ -114,31 +107,3 @@ class KernelAccumulator:
     def hamming_kernel(self) -> np.ndarray:
         """NASWOT's ``N_A - d_H`` over the concatenated codes (a plain sum)."""
         return self._build()[1]
-
-
-@register_proxy
-class SAHD(Proxy):
-    """SNASNet's sparsity-aware Hamming distance kernel, log|det| (higher is better)."""
-
-    name = "sahd"
-    sign = 1
-    needs_data = True
-    cost = "shared forward pass + one B x B matmul per neuron layer and timestep"
-    shares = frozenset({"activity", "kernels"})
-
-    def compute(self, ctx: ProxyContext) -> float:
-        return log_abs_det(ctx.kernels().sahd_kernel())
-
-
-@register_proxy
-class NaswotHD(Proxy):
-    """Mellor et al.'s Hamming kernel N_A - d_H of the spike codes, log|det| (higher is better)."""
-
-    name = "naswot_hd"
-    sign = 1
-    needs_data = True
-    cost = "shared forward pass + one B x B matmul per neuron layer and timestep"
-    shares = frozenset({"activity", "kernels"})
-
-    def compute(self, ctx: ProxyContext) -> float:
-        return log_abs_det(ctx.kernels().hamming_kernel())

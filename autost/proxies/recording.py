@@ -12,9 +12,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from autost.blocks.common import LayerCost
-from autost.cost import E_AC_PJ, E_MAC_PJ, CostReport, LayerReport
 from autost.errors import AutostError
+from autost.model.blocks.common import LayerCost
+from autost.model.cost import E_AC_PJ, E_MAC_PJ, CostReport, LayerReport
 from autost.proxies.kernels import KernelAccumulator
 from autost.proxies.neuron_types import NeuronKind, _neurons
 

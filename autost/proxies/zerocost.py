@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from autost.cost import estimate_cost
+from autost.model.cost import estimate_cost
 from autost.proxies.base import Proxy, register_proxy
 from autost.proxies.gradients import trainable_weights
 from autost.proxies.kernels import log_abs_det

@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from autost.faults import kill_point
+from autost.runtime.faults import kill_point
 
 try:
     import fcntl

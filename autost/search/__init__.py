@@ -2,6 +2,11 @@
 scoring, and the run-directory files (``study.db``, ``leaderboard.csv``, ``best.json``,
 ``run.json``).
 
+The package holds the search layer: spaces and their dimensions (``space``, ``dimensions``),
+evaluator recipes (``evaluator``, ``short_evaluator``), the data a search scores with
+(``inputs``), strategies, scoring, the study and the run folder (``study``, ``outputs``,
+``folder``); this module runs a search.
+
 Every scored candidate is a COMPLETE trial of an Optuna study (SQLite in the run directory by
 default, or any Optuna storage URL), written as soon as its score exists, so a killed run loses
 at most the evaluations in flight. ``random`` and ``evolution`` derive every candidate from
@@ -21,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from autost.errors import AutostError
-from autost.faults import kill_point
 from autost.io import atomic_write_text
+from autost.runtime.faults import kill_point
+from autost.search import short_evaluator as _short_evaluator  # noqa: F401  (registers its kind)
 from autost.search.folder import discard_study, folder_state
 from autost.search.inputs import choose_data
 from autost.search.outputs import (
@@ -42,6 +48,7 @@ from autost.search.scoring import (
     reference_pool_info,
     score_candidate,
 )
+from autost.search.space import SearchSpace
 from autost.search.strategies import STRATEGIES, EvolutionSettings, run_deterministic, run_optuna
 from autost.search.study import (
     STUDY_NAME,
@@ -52,7 +59,6 @@ from autost.search.study import (
     storage_url,
     stored_candidates,
 )
-from autost.space import SearchSpace
 
 __all__ = [
     "STRATEGIES",

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from autost.config import PER_LAYER_FIELDS, check_field, check_layer_entry
 from autost.errors import AutostError, ConfigError
+from autost.model.config import PER_LAYER_FIELDS, check_field, check_layer_entry
 
 METRICS = ("params", "macs", "matmul_macs", "flops", "sops", "energy_mj")
 _OPS: dict[str, Callable[[float, float], bool]] = {

@@ -69,10 +69,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from autost.config import ArchConfig
 from autost.errors import AutostError, UnknownNameError
-from autost.faults import kill_point
+from autost.model.config import ArchConfig
 from autost.proxies import ReferencePool, get_proxy, score_all
+from autost.runtime.faults import kill_point
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -82,6 +82,10 @@ else:  # pragma: no cover
 DEFAULT_DATASET = "digits"
 _TOP_KEYS = {"kind", "description", "seed", "proxies", "data", "reference"}
 KINDS = ("zero-cost", "short-training")
+#: The classes of the recipe kinds other than ``zero-cost``: ``kind -> class`` with
+#: ``from_dict(data, source)``. :mod:`autost.search.short_evaluator` registers
+#: ``short-training`` (``autost.search`` imports it), so this module does not import it.
+RECIPE_KINDS: dict[str, Any] = {}
 _DATA_KEYS = {"dataset", "split", "batch_size", "seed", "max_timesteps", "root", "options"}
 _REFERENCE_KEYS = {"size", "space", "seed"}
 
@@ -148,7 +152,7 @@ class Evaluator:
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, name_or_path: str | os.PathLike[str]) -> Evaluator:
-        """A shipped recipe by name (``autost.evaluator.list_evaluators()``), a TOML path, or
+        """A shipped recipe by name (``autost.search.evaluator.list_evaluators()``), a TOML path, or
         a JSON file of :meth:`to_dict` (what a search run with ``root``/options scores with)."""
         path = Path(name_or_path)
         if path.suffix in (".toml", ".json") or path.exists():
@@ -193,10 +197,9 @@ class Evaluator:
             return AutostError(f"{source}: {key}: {message}")
 
         kind = data.get("kind", "zero-cost")
-        if kind == "short-training":
-            from autost.short_evaluator import ShortTrainingEvaluator
-
-            return ShortTrainingEvaluator.from_dict(data, source)
+        if kind != "zero-cost" and kind in RECIPE_KINDS:
+            built: Evaluator = RECIPE_KINDS[kind].from_dict(data, source)
+            return built
         if kind not in KINDS:
             raise fail("kind", f"unknown kind {kind!r} (choices: {', '.join(KINDS)})")
         _check_keys(data, _TOP_KEYS, source, "")
@@ -374,7 +377,7 @@ class Evaluator:
                     "reference pool: set [reference] space in the recipe, call "
                     "fit_reference(space_or_configs), or set_reference(saved_pool)"
                 )
-            from autost.space import SearchSpace
+            from autost.search.space import SearchSpace
 
             self.fit_reference(SearchSpace.load(self.reference_space), seed=self.reference_seed)
             assert self.reference is not None
@@ -503,18 +506,9 @@ def _reference(data: Mapping[str, Any], source: str) -> dict[str, Any]:
     }
 
 
-def __getattr__(name: str) -> Any:
-    """``ShortTrainingEvaluator`` and ``SHORT_METRICS`` live in :mod:`autost.short_evaluator`
-    (which subclasses :class:`Evaluator`, so it is imported on first use)."""
-    if name in ("ShortTrainingEvaluator", "SHORT_METRICS"):
-        from autost import short_evaluator
-
-        return getattr(short_evaluator, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
     "KINDS",
+    "RECIPE_KINDS",
     "Evaluator",
     "list_evaluators",
     "shipped_recipes",

@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from autost.config import ArchConfig
 from autost.errors import AutostError
+from autost.model.config import ArchConfig
 
 #: the stand-in dataset per input channel count (the classes each can label, None = any)
 STANDINS: dict[int, tuple[str, int | None]] = {

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from autost.errors import AutostError
-from autost.faults import kill_point
 from autost.io import atomic_write_text
+from autost.runtime.faults import kill_point
 from autost.search.study import (
     STUDY_NAME,
     Candidate,
@@ -101,7 +101,7 @@ def write_run_json(path: Path, settings: dict[str, Any], previous: dict[str, Any
     import optuna
     import torch
 
-    import autost
+    from autost.version import __version__
 
     started = previous is None
     previous = previous or {}
@@ -114,7 +114,7 @@ def write_run_json(path: Path, settings: dict[str, Any], previous: dict[str, Any
             *([] if started else [time.strftime("%Y-%m-%dT%H:%M:%S%z")]),
         ],
         "versions": {
-            "autost": autost.__version__,
+            "autost": __version__,
             "torch": torch.__version__,
             "optuna": optuna.__version__,
             "numpy": np.__version__,

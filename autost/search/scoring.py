@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from autost.config import ArchConfig
-from autost.ray_util import check_ray_address, init_ray, ray_session
-from autost.space import SearchSpace
+from autost.model.config import ArchConfig
+from autost.runtime.ray_util import check_ray_address, init_ray, ray_session
+from autost.search.space import SearchSpace
 
 __all__ = [
     "ReferencePoolInfo",
@@ -36,7 +36,7 @@ _EVALUATORS: dict[str, Any] = {}
 
 
 def load_evaluator(source: str, dataset: str | None, reference: str | None = None) -> Any:
-    from autost.evaluator import Evaluator
+    from autost.search.evaluator import Evaluator
 
     key = f"{source}|{dataset}|{reference}"
     if key not in _EVALUATORS:
@@ -165,9 +165,7 @@ def _canonical(data: Any) -> str:
 def _source_digest() -> str:
     """SHA-256 of the autost package's Python sources: a pool scored by other code (a changed
     proxy, sampler or model) is never reused, even under the same version number."""
-    import autost
-
-    root = Path(autost.__file__).resolve().parent
+    root = Path(__file__).resolve().parents[1]  # the autost package
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
@@ -182,14 +180,14 @@ def reference_cache_key(scorer: Any, space: SearchSpace, seed: int) -> dict[str,
     import numpy as np
     import torch
 
-    import autost
+    from autost.version import __version__
 
     key = {
         "schema": 1,
         "recipe": scorer.to_dict(),
         "space_sha256": hashlib.sha256(_canonical(space.to_dict()).encode()).hexdigest(),
         "draw_seed": seed,
-        "autost": autost.__version__,
+        "autost": __version__,
         "autost_sources": _source_digest(),
         "torch": torch.__version__,
         "numpy": np.__version__,

@@ -1,5 +1,6 @@
 """The short-training evaluator: the low-fidelity baseline that zero-cost proxies are measured
-against (a recipe of ``kind = "short-training"``; its format is in :mod:`autost.evaluator`)."""
+against (a recipe of ``kind = "short-training"``; its format is in
+:mod:`autost.search.evaluator`)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from autost.config import ArchConfig
 from autost.errors import AutostError
-from autost.evaluator import DEFAULT_DATASET, Evaluator, _check_keys, _int
+from autost.model.config import ArchConfig
 from autost.proxies import ReferencePool
+from autost.search.evaluator import DEFAULT_DATASET, RECIPE_KINDS, Evaluator, _check_keys, _int
 
 _SHORT_TOP_KEYS = {"kind", "description", "seed", "training", "data"}
 _TRAINING_KEYS = {"steps", "epochs", "batch_size", "lr", "metric", "device"}
@@ -254,5 +255,7 @@ class ShortTrainingEvaluator(Evaluator):
         value = float(raw[self.metric])
         return -math.inf if math.isnan(value) else value
 
+
+RECIPE_KINDS[ShortTrainingEvaluator.kind] = ShortTrainingEvaluator
 
 __all__ = ["SHORT_METRICS", "ShortTrainingEvaluator"]

@@ -42,8 +42,9 @@ from typing import Any
 import numpy as np
 import tomllib
 
-from autost.config import ArchConfig
-from autost.dimensions import (
+from autost.errors import AutostError, ConfigError
+from autost.model.config import ArchConfig
+from autost.search.dimensions import (
     Constraint,
     Dimension,
     _check_value,
@@ -51,7 +52,6 @@ from autost.dimensions import (
     _plain,
     _values_to_check,
 )
-from autost.errors import AutostError, ConfigError
 
 RNG = np.random.Generator | int | None
 
@@ -174,7 +174,7 @@ class SearchSpace:
     # -------------------------------------------------------------------------- checks
     def metrics(self, cfg: ArchConfig) -> dict[str, float]:
         """Analytic metrics used by constraints."""
-        from autost.cost import estimate_cost
+        from autost.model.cost import estimate_cost
 
         report = estimate_cost(cfg)
         return {

@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from autost.config import ArchConfig
 from autost.errors import AutostError
-from autost.faults import kill_point
+from autost.model.config import ArchConfig
+from autost.runtime.faults import kill_point
 from autost.search.scoring import Executor
+from autost.search.space import SearchSpace
 from autost.search.study import Candidate, candidate_attrs, objectives, record
-from autost.space import SearchSpace
 
 STRATEGIES = ("random", "evolution", "tpe", "nsga2")
 

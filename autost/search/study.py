@@ -8,9 +8,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from autost.config import ArchConfig
 from autost.errors import AutostError
-from autost.space import SearchSpace
+from autost.model.config import ArchConfig
+from autost.search.space import SearchSpace
 
 STUDY_NAME = "autost-search"
 

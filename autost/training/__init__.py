@@ -37,7 +37,7 @@ def train(
     GPUs, ``gpus_per_worker`` each). A NaN or infinite loss stops the run: the result's
     ``status`` is ``"diverged"`` and ``failure`` says where.
     """
-    from autost.models import resolve_config
+    from autost.model.network import resolve_config
 
     out = Path(out)
     # the nearest existing path of out and its parents must be a folder

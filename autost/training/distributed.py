@@ -14,12 +14,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from autost.config import ArchConfig
 from autost.errors import AutostError
+from autost.model.config import ArchConfig
+from autost.runtime.workdir import private_workdir, sweep
 from autost.training import checkpoint as ckpt
 from autost.training.loop import Distributed, Trainer, TrainResult
 from autost.training.settings import TrainSettings
-from autost.workdir import private_workdir, sweep
 
 #: The prefix of a worker's folder for the checkpoint it reports, in its node's temp dir.
 STAGING_PREFIX = "autost-report-"
@@ -76,7 +76,7 @@ def train_distributed(
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from autost.ray_util import ray_log, ray_session
+    from autost.runtime.ray_util import ray_log, ray_session
 
     if workers < 1:
         raise AutostError(f"workers must be >= 1, got {workers}")

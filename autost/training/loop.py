@@ -26,9 +26,9 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from autost.config import ArchConfig
 from autost.errors import AutostError
 from autost.io import atomic_write_text
+from autost.model.config import ArchConfig
 from autost.training import checkpoint as ckpt
 from autost.training.augment import augment_batch, resolve_augment
 from autost.training.losses import Objective
@@ -115,10 +115,10 @@ def lr_factor(step: int, warmup: int, total: int, floor: float) -> float:
 
 
 def _versions() -> dict[str, str]:
-    import autost
+    from autost.version import __version__
 
     return {
-        "autost": autost.__version__,
+        "autost": __version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "cuda": torch.version.cuda or "",
@@ -210,7 +210,7 @@ class Trainer:
     # -------------------------------------------------------------- run
     def fit(self, resume: bool = False) -> TrainResult:
         """Train (or continue) the run; returns its metrics and status."""
-        from autost.models import SpikingTransformer
+        from autost.model.network import SpikingTransformer
 
         s = self.settings
         self._prepare_dir(resume)
@@ -359,7 +359,7 @@ class Trainer:
         """Validation loss/accuracy over the whole split, chance level (the share of its most
         frequent class: what always answering that class scores), and activity on its first
         batch."""
-        from autost.cost import estimate_cost, layer_table
+        from autost.model.cost import estimate_cost, layer_table
         from autost.proxies.recording import cost_rates, record_activity
 
         model.eval()

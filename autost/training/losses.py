@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from autost.models import SpikingTransformer
+from autost.model.network import SpikingTransformer
 from autost.training.settings import TrainSettings
 
 

@@ -27,7 +27,7 @@ class TrainSettings:
 
     Two memory savers leave the results unchanged: ``low_memory`` (off by default) saves spike
     inputs for backward as bool/uint8 and max-pool argmaxes as int16
-    (:mod:`autost.blocks.lowmem`); ``checkpoint_blocks`` recomputes each encoder block in
+    (:mod:`autost.model.blocks.lowmem`); ``checkpoint_blocks`` recomputes each encoder block in
     backward (``torch.utils.checkpoint``; about one more forward pass of the blocks).
     """
 

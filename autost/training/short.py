@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from autost.config import ArchConfig
 from autost.errors import AutostError
+from autost.model.config import ArchConfig
 
 
 @dataclass
@@ -103,7 +103,7 @@ def short_training(
     (the model codes it over its timesteps). ``val=None`` skips the validation pass. A
     non-finite loss stops the run: its loss is recorded and ``val_acc`` stays NaN.
     """
-    from autost.models import SpikingTransformer
+    from autost.model.network import SpikingTransformer
     from autost.proxies.context import batch_statistics_norm
 
     if len(train) == 0:  # type: ignore[arg-type]

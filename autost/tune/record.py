@@ -25,9 +25,9 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.search import Searcher
 
-from autost.config import ArchConfig
 from autost.errors import AutostError
-from autost.faults import kill_point
+from autost.model.config import ArchConfig
+from autost.runtime.faults import kill_point
 
 STUDY_NAME = "autost-tune"
 REPORTED = (

@@ -8,7 +8,7 @@ the weight decay and the timesteps by an Optuna sampler (TPE; NSGA-II when the o
 scheduling and the retries of failed trials (``FailureConfig``).
 
 The run directory ``out`` holds ``tune.json`` (the settings), ``study.db`` (the Optuna study:
-the run's record, see :mod:`autost.tune_record`), ``tune/session-K/`` (Ray's files of the
+the run's record, see :mod:`autost.tune.record`), ``tune/session-K/`` (Ray's files of the
 K-th session; each trial's checkpoints hold its trainer run files: checkpoint.pt, weights.pt,
 train.json, config.json, metrics.jsonl), ``ray.log`` (Ray's own log lines), ``trials.csv``
 (every finished trial with its status: ``complete``, ``stopped_early`` by ASHA, or ``failed``
@@ -40,11 +40,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autost.config import ArchConfig
 from autost.errors import AutostError
 from autost.io import atomic_write_text
-from autost.tune_record import REPORTED, STUDY_NAME, TrialRecord, public_params
-from autost.workdir import private_workdir, sweep
+from autost.model.config import ArchConfig
+from autost.runtime.workdir import private_workdir, sweep
+from autost.tune.record import REPORTED, STUDY_NAME, TrialRecord, public_params
 
 OBJECTIVES = {"accuracy": ("val_acc",), "accuracy,energy": ("val_acc", "energy_mj")}
 EXPERIMENT = "tune"
@@ -123,7 +123,7 @@ def trial_architecture(params: dict[str, Any], setup: dict[str, Any]) -> ArchCon
     if setup["finalists"]:
         cfg = ArchConfig.from_dict(setup["finalists"][int(params["arch"])])
     else:
-        from autost.space import SearchSpace
+        from autost.search.space import SearchSpace
 
         space = SearchSpace.from_dict(setup["space"])
         arch_params = {k: v for k, v in params.items() if k not in ("lr", "weight_decay")}
@@ -198,7 +198,7 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
 def _finalists(source: str | Path, top: int) -> list[ArchConfig]:
     """The top ``top`` configs of a search run directory, or the configs of a folder of JSON
     files (``autost export --top K -o FOLDER``), in order."""
-    from autost.models import resolve_config
+    from autost.model.network import resolve_config
 
     path = Path(source)
     if (path / "run.json").exists():
@@ -236,7 +236,7 @@ class DefineByRun:
         if self.finalists:
             trial.suggest_categorical("arch", list(range(self.finalists)))
         else:
-            from autost.space import SearchSpace
+            from autost.search.space import SearchSpace
 
             SearchSpace.from_dict(self.space_spec or {}).suggest(trial)
         if self.timesteps:
@@ -299,7 +299,7 @@ def tune(
     finalists = _finalists(from_dir, top) if from_dir is not None else []
     space_dict = None
     if space is not None:
-        from autost.space import SearchSpace
+        from autost.search.space import SearchSpace
 
         space_obj = SearchSpace.load(space)
         space_obj.sample(seed)  # a clear error now when the space admits nothing
@@ -356,14 +356,14 @@ def tune(
         study = _open_study(out, record, create=False)
     else:
         if address is not None:  # before anything is written
-            from autost.ray_util import check_ray_address
+            from autost.runtime.ray_util import check_ray_address
 
             check_ray_address(address)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "tune.json", json.dumps(record, indent=2) + "\n")
         study = _open_study(out, record, create=True)
 
-    from autost.tune_record import enqueue_finalists, read_trials, requeue
+    from autost.tune.record import enqueue_finalists, read_trials, requeue
 
     def architecture(params: dict[str, Any]) -> ArchConfig:
         return trial_architecture(params, setup)
@@ -372,7 +372,7 @@ def tune(
     remaining = trials - len(finished)
     if remaining > 0:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        from autost.ray_util import local_ray_record, ray_log, ray_session, stop_left_ray
+        from autost.runtime.ray_util import local_ray_record, ray_log, ray_session, stop_left_ray
 
         left = stop_left_ray(out)
         if left and progress:
@@ -512,7 +512,7 @@ def _run(
     from ray import tune as rt
     from ray.tune.schedulers import ASHAScheduler
 
-    from autost.tune_record import RecordCallback, StudySearcher
+    from autost.tune.record import RecordCallback, StudySearcher
 
     resources = {"cpu": record["resources"]["cpu"], "gpu": record["resources"]["gpu"]}
     trainable = rt.with_resources(rt.with_parameters(run_trial, setup=setup), resources)

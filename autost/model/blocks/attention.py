@@ -18,7 +18,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from autost.blocks.common import (
+from autost.errors import AutostError
+from autost.model.blocks.common import (
     LayerCost,
     LinearBN,
     ShortcutBranch,
@@ -26,9 +27,8 @@ from autost.blocks.common import (
     neuron_cost,
     spiking_neuron,
 )
-from autost.blocks.lowmem import SpikeKind, max_pool2d, spike_matmul, spike_mul
-from autost.config import ArchConfig
-from autost.errors import AutostError
+from autost.model.blocks.lowmem import SpikeKind, max_pool2d, spike_matmul, spike_mul
+from autost.model.config import ArchConfig
 from autost.registry import Registry
 
 ATTENTIONS: Registry[type[Attention]] = Registry("attention")
@@ -53,7 +53,7 @@ class Attention(ShortcutBranch):
 
     @classmethod
     def proj_spikes(cls, cfg: ArchConfig) -> SpikeKind | None:
-        """What the output projection receives (see :mod:`autost.blocks.lowmem`)."""
+        """What the output projection receives (see :mod:`autost.model.blocks.lowmem`)."""
         return "binary"
 
     def spikes(self, name: str, x: Tensor) -> Tensor:
@@ -97,7 +97,7 @@ class SSA(Attention):
         self.flat_out_lif = cfg.ssa_flat_proj_lif
         self.tim: nn.Module | None = None
         if cfg.tim:
-            from autost.blocks.tim import TIM
+            from autost.model.blocks.tim import TIM
 
             self.tim = TIM(cfg, layer)
 
@@ -129,7 +129,7 @@ class SSA(Attention):
         per_head = 2 * tokens * width * min(tokens, width)
         rows = [matmul_cost(f"{name}.qkv", per_head * heads * t)]
         if cfg.tim:
-            from autost.blocks.tim import TIM
+            from autost.model.blocks.tim import TIM
 
             rows = TIM.costs(cfg, layer, tokens, f"{name}.tim") + rows
         return rows

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from autost.blocks.common import LayerCost
-from autost.config import ArchConfig
 from autost.errors import AutostError
+from autost.model.blocks.common import LayerCost
+from autost.model.config import ArchConfig
 from autost.registry import Registry
 
 CODINGS: Registry[type[Coding]] = Registry("coding")

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from autost.blocks.lowmem import LowMemory, SpikeKind, SpikeLinear, max_pool2d, stream_kind
-from autost.config import ArchConfig, NeuronConfig
+from autost.model.blocks.lowmem import LowMemory, SpikeKind, SpikeLinear, max_pool2d, stream_kind
+from autost.model.config import ArchConfig, NeuronConfig
 from autost.neurons import make_neuron
 
 
@@ -137,7 +137,7 @@ class BatchNorm2d(nn.BatchNorm2d):
 class LinearBN(nn.Module):
     """Token-wise linear layer followed by BatchNorm over channels, on ``[T, B, N, C]``.
 
-    ``spikes`` says what the input holds (see :mod:`autost.blocks.lowmem`); with
+    ``spikes`` says what the input holds (see :mod:`autost.model.blocks.lowmem`); with
     ``low_memory`` set the linear layer saves such an input as bool/uint8 for backward.
     """
 
@@ -172,7 +172,7 @@ def run_neuron_tb(neuron: nn.Module, x: Tensor, timesteps: int) -> Tensor:
 
 def pool2d(x: Tensor, low_memory: bool = False) -> Tensor:
     """The 3x3 / stride 2 / padding 1 max-pool every stem here uses (``low_memory``: saving
-    only the argmax positions for backward, see :func:`autost.blocks.lowmem.max_pool2d`)."""
+    only the argmax positions for backward, see :func:`autost.model.blocks.lowmem.max_pool2d`)."""
     if low_memory:
         return max_pool2d(x, 3, 2, 1)
     return torch.nn.functional.max_pool2d(x, kernel_size=3, stride=2, padding=1)

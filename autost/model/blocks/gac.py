@@ -16,9 +16,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from autost.blocks.coding import CODINGS, DirectCoding
-from autost.blocks.common import LayerCost
-from autost.config import ArchConfig
+from autost.model.blocks.coding import CODINGS, DirectCoding
+from autost.model.blocks.common import LayerCost
+from autost.model.config import ArchConfig
 
 GAC_KERNEL = 4
 

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from autost.config import ArchConfig
+from autost.model.config import ArchConfig
 
 SpikeKind = Literal["binary", "count"]
 #: Set to 1 to verify that every operand packed as spikes really is (slow).

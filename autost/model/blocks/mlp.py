@@ -6,14 +6,14 @@ from typing import Any
 
 from torch import Tensor
 
-from autost.blocks.common import (
+from autost.model.blocks.common import (
     LayerCost,
     LinearBN,
     ShortcutBranch,
     neuron_cost,
     spiking_neuron,
 )
-from autost.config import ArchConfig
+from autost.model.config import ArchConfig
 from autost.registry import Registry
 
 MLPS: Registry[Any] = Registry("mlp")  # classes taking (cfg, layer), with costs()

@@ -23,8 +23,9 @@ import math
 
 from torch import Tensor
 
-from autost.blocks.attention import ATTENTIONS, Attention
-from autost.blocks.common import (
+from autost.errors import AutostError
+from autost.model.blocks.attention import ATTENTIONS, Attention
+from autost.model.blocks.common import (
     BatchNorm2d,
     LayerCost,
     LinearBN,
@@ -34,10 +35,9 @@ from autost.blocks.common import (
     neuron_cost,
     spiking_neuron,
 )
-from autost.blocks.lowmem import SpikeConv2d, SpikeKind, count_kind, spike_matmul, spike_mul
-from autost.blocks.mlp import MLPS
-from autost.config import ArchConfig
-from autost.errors import AutostError
+from autost.model.blocks.lowmem import SpikeConv2d, SpikeKind, count_kind, spike_matmul, spike_mul
+from autost.model.blocks.mlp import MLPS
+from autost.model.config import ArchConfig
 
 
 @ATTENTIONS.register("semm")

@@ -19,7 +19,7 @@ from itertools import pairwise
 
 from torch import Tensor, nn
 
-from autost.blocks.common import (
+from autost.model.blocks.common import (
     BatchNorm2d,
     LayerCost,
     bn_cost,
@@ -29,9 +29,9 @@ from autost.blocks.common import (
     run_neuron_tb,
     spiking_neuron,
 )
-from autost.blocks.gac import GACGate
-from autost.blocks.lowmem import LowMemory, SpikeConv2d, SpikeKind, stream_kind
-from autost.config import ArchConfig
+from autost.model.blocks.gac import GACGate
+from autost.model.blocks.lowmem import LowMemory, SpikeConv2d, SpikeKind, stream_kind
+from autost.model.config import ArchConfig
 from autost.registry import Registry
 
 STEMS: Registry[type[Stem]] = Registry("stem")

@@ -25,9 +25,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from autost.blocks.common import LayerCost
-from autost.blocks.lowmem import SpikeConv1d
-from autost.config import ArchConfig
+from autost.model.blocks.common import LayerCost
+from autost.model.blocks.lowmem import SpikeConv1d
+from autost.model.config import ArchConfig
 from autost.neurons import get_surrogate
 
 TIM_IN_THRESHOLD = 0.3
