@@ -345,3 +345,15 @@ def test_fast_tier_is_documented_and_the_full_run_keeps_every_test() -> None:
     assert 'python -m pytest -m "not slow"' in development
     ci = (ROOT / ".ci" / "run").read_text()
     assert "not slow" not in ci and "-m pytest\n" in ci
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    """``autost models | head -1``: the pipe closes before autost writes; no traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autost", "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # long before the import is done and the table printed
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert err == ""
