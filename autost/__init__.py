@@ -7,6 +7,7 @@ from autost.errors import AutostError, ConfigError, UnknownNameError
 from autost.model import presets as _presets  # noqa: F401  (registers the presets)
 from autost.model.config import SCHEMA_VERSION, ArchConfig, NeuronConfig
 from autost.model.cost import CostReport, count_params, estimate_cost, layer_table
+from autost.model.latency import Latency, measure_latency
 from autost.model.network import SpikingTransformer, create_model, list_models, register_model
 from autost.version import __version__
 
@@ -41,6 +42,7 @@ __all__ = [
     "AutostError",
     "ConfigError",
     "CostReport",
+    "Latency",
     "NeuronConfig",
     "SearchSpace",
     "SpikingTransformer",
@@ -54,6 +56,7 @@ __all__ = [
     "layer_table",
     "list_models",
     "load_official",
+    "measure_latency",
     "register_model",
     "search",
     "train",

@@ -159,6 +159,10 @@ ROWS = [
         _mnist_recipe,
     ),
     Row("search: --workers 0", (*_SEARCH, "--space", "digits", "--workers", "0", "--out", "run")),
+    Row(
+        "search: --constraint 'latency<=20 parsecs'",
+        (*_SEARCH, "--space", "digits", "--constraint", "latency<=20 parsecs", "--out", "run"),
+    ),
     Row("4 run: --budget -1", ("run", "--space", "digits", "--budget", "-1", "--out", "run")),
     Row("4 run: --dataset nosuchset", (*_RUN, "--dataset", "nosuchset", "--out", "run")),
     Row(

@@ -36,6 +36,7 @@ from autost.proxies import activity as _activity  # noqa: F401  (registers the p
 from autost.proxies import analytic as _analytic  # noqa: F401
 from autost.proxies import gradients as _gradients  # noqa: F401
 from autost.proxies import hamming as _hamming  # noqa: F401
+from autost.proxies import measured as _measured  # noqa: F401
 from autost.proxies import zerocost as _zerocost  # noqa: F401
 from autost.proxies.activity import Energy, FiringRate, Sops
 from autost.proxies.analytic import Flops, Params

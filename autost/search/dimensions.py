@@ -1,5 +1,6 @@
 """The parts of a search space file: its dimensions (one searched config field each) and its
-constraints (an analytic metric against a bound), parsed and checked value by value."""
+constraints (an analytic metric, or measured latency, against a bound), parsed and checked
+value by value."""
 
 from __future__ import annotations
 
@@ -15,7 +16,11 @@ import numpy as np
 from autost.errors import AutostError, ConfigError
 from autost.model.config import PER_LAYER_FIELDS, check_field, check_layer_entry
 
-METRICS = ("params", "macs", "matmul_macs", "flops", "sops", "energy_mj")
+METRICS = ("params", "macs", "matmul_macs", "flops", "sops", "energy_mj", "latency")
+#: Metrics measured on this machine rather than computed from the config.
+MEASURED = ("latency",)
+#: ``latency`` bounds in milliseconds: the units it may be written in.
+LATENCY_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
     ">=": operator.ge,
@@ -23,14 +28,15 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
     "==": operator.eq,
 }
-_CONSTRAINT = re.compile(r"^\s*([a-z_]+)\s*(<=|>=|==|<|>)\s*([-+0-9.eE_]+)\s*$")
+_CONSTRAINT = re.compile(r"^\s*([a-z_]+)\s*(<=|>=|==|<|>)\s*([-+0-9.eE_]+?)\s*([A-Za-z]*)\s*$")
 #: Ranges with more values than this are checked at their ends only.
 _MAX_CHECKED_VALUES = 10_000
 
 
 @dataclass(frozen=True)
 class Constraint:
-    """``metric op bound``, e.g. ``params <= 12e6``."""
+    """``metric op bound``, e.g. ``params <= 12e6`` or ``latency <= 20ms`` (latency: measured
+    by :func:`autost.model.latency.measure_latency`, in ms; ``us``, ``ms`` or ``s``)."""
 
     metric: str
     op: str
@@ -45,7 +51,7 @@ class Constraint:
                 f"bad constraint {text!r}: expected '<metric> <op> <number>' with op one of "
                 f"<=, >=, <, >, == and metric one of {', '.join(METRICS)}"
             )
-        metric, op, number = match.groups()
+        metric, op, number, unit = match.groups()
         if metric not in METRICS:
             raise AutostError(
                 f"bad constraint {text!r}: unknown metric {metric!r} "
@@ -55,6 +61,15 @@ class Constraint:
             bound = float(number.replace("_", ""))
         except ValueError:
             raise AutostError(f"bad constraint {text!r}: {number!r} is not a number") from None
+        if metric == "latency":
+            if unit not in LATENCY_UNITS:
+                raise AutostError(
+                    f"bad constraint {text!r}: latency needs a unit, one of "
+                    f"{', '.join(LATENCY_UNITS)} (e.g. latency<=20ms), got {unit or 'none'!r}"
+                )
+            bound *= LATENCY_UNITS[unit]
+        elif unit:
+            raise AutostError(f"bad constraint {text!r}: {metric} takes no unit, got {unit!r}")
         return cls(metric, op, bound)
 
     def holds(self, metrics: Mapping[str, float]) -> bool:
@@ -62,7 +77,8 @@ class Constraint:
         return _OPS[self.op](metrics[self.metric], self.bound)
 
     def __str__(self) -> str:
-        return f"{self.metric}{self.op}{self.bound:g}"
+        unit = "ms" if self.metric == "latency" else ""
+        return f"{self.metric}{self.op}{self.bound:g}{unit}"
 
 
 @dataclass(frozen=True)

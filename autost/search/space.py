@@ -173,11 +173,13 @@ class SearchSpace:
 
     # -------------------------------------------------------------------------- checks
     def metrics(self, cfg: ArchConfig) -> dict[str, float]:
-        """Analytic metrics used by constraints."""
+        """The metrics constraints read: the analytic ones, and ``latency`` (ms, measured on
+        this machine's CPU at batch 1 with torch's current threads, cached) when a constraint
+        names it."""
         from autost.model.cost import estimate_cost
 
         report = estimate_cost(cfg)
-        return {
+        values = {
             "params": report.params,
             "macs": report.macs,
             "matmul_macs": report.matmul_macs,
@@ -185,6 +187,11 @@ class SearchSpace:
             "sops": report.sops,
             "energy_mj": report.energy_mj,
         }
+        if any(c.metric == "latency" for c in self.constraints):
+            from autost.model.latency import measure_latency
+
+            values["latency"] = measure_latency(cfg, device="cpu", batch=1).median_ms
+        return values
 
     def violations(self, cfg: ArchConfig) -> list[str]:
         """Constraints ``cfg`` breaks (empty when feasible)."""
