@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from autost.cli.train import add_dataset_args, add_run, add_train, add_tune
@@ -45,6 +46,37 @@ def _cmd_models(args: argparse.Namespace) -> int:
             f"{row['name']:<30} {row['params'] / 1e6:>11.2f}M {row['timesteps']:>3} "
             f"{shape:>11} {row['num_classes']:>7}  {row['attention']}"
         )
+    return 0
+
+
+def _cmd_profile_device(args: argparse.Namespace) -> int:
+    from autost.model.latency import check_device
+    from autost.search.latency_table import block_kinds, profile_space
+    from autost.search.space import SearchSpace
+
+    check_device(args.device)
+    out = Path(args.out)
+    if out.is_dir():
+        raise AutostError(f"--out {out} is a folder; name the table's JSON file")
+    if not out.parent.is_dir():
+        raise AutostError(f"--out {out}: folder {out.parent} does not exist")
+    for name, value in (("--threads", args.threads), ("--batch", args.batch), ("--fit", args.fit)):
+        if value is not None and value < 1:
+            raise AutostError(f"{name} must be >= 1, got {value}")
+    space = SearchSpace.load(args.space)
+    kinds = len(block_kinds(space))  # refuses a space that cannot be enumerated, first
+    start = time.perf_counter()
+    table = profile_space(
+        space, args.device, args.threads, args.batch, fit=args.fit, progress=not args.quiet
+    )
+    table.save(out)
+    m = table.machine
+    print(
+        f"profiled {kinds} block kinds of {space.name} on {m['device']} ({m['device_name']}, "
+        f"{m['threads']} thread(s), batch {m['batch']}) in {time.perf_counter() - start:.1f} s; "
+        f"constant {table.constant_ms:+.3f} ms (fitted on {len(table.fit)} candidates); "
+        f"table: {out}"
+    )
     return 0
 
 
@@ -218,6 +250,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     spaces.add_argument("--json", action="store_true", help="print JSON instead of a table")
     spaces.set_defaults(func=_cmd_spaces)
+
+    prof = sub.add_parser(
+        "profile-device",
+        help="time a space's blocks on this device: a latency table",
+        description="Time every block kind a search space can produce on this device (and the "
+        "base: input coding, stem and head), fit the constant on a few whole candidates, and "
+        "write the latency table that predicts a candidate's latency without building it.",
+    )
+    prof.add_argument("--space", required=True, help="shipped space name or TOML path")
+    prof.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    prof.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    prof.add_argument("--batch", type=int, default=1, help="batch size (default: 1)")
+    prof.add_argument("--fit", type=int, default=5, help="whole candidates measured (default: 5)")
+    prof.add_argument("--out", required=True, help="the table's JSON file")
+    prof.add_argument("--quiet", action="store_true", help="no progress bar")
+    prof.set_defaults(func=_cmd_profile_device)
 
     proxies = sub.add_parser(
         "proxies",
