@@ -105,6 +105,16 @@ def test_spaces_that_cannot_be_tabled_are_refused(
     monkeypatch.setattr(latency_table, "MAX_KINDS", 3)
     with pytest.raises(AutostError, match="4 block kinds"):
         block_kinds(space)
+    with pytest.raises(AutostError, match="4 block kinds"):
+        profile_space(space, threads=1, fit=1, repeats=2, warmup=0)
+    lazy = profile_space(space, threads=1, fit=1, repeats=2, warmup=0, on_demand=True)
+    timed = len(lazy.blocks)
+    assert 1 <= timed <= 3  # the kinds of the one fit candidate only
+    cfg = space.sample(np.random.default_rng(5)).replace(
+        depth=2, num_heads=[1, 2], attention=["ssa", "sdsa"]
+    )
+    lazy.predict(cfg)
+    assert timed <= len(lazy.blocks) <= 4
     from autost.model.network import resolve_config
 
     staged = resolve_config("qkformer-10-384-imagenet")

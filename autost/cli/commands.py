@@ -64,15 +64,18 @@ def _cmd_profile_device(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise AutostError(f"{name} must be >= 1, got {value}")
     space = SearchSpace.load(args.space)
-    kinds = len(block_kinds(space))  # refuses a space that cannot be enumerated, first
+    if not args.on_demand:
+        block_kinds(space)  # refuses a space with too many kinds, before any work
     start = time.perf_counter()
     table = profile_space(
-        space, args.device, args.threads, args.batch, fit=args.fit, progress=not args.quiet
-    )
+        space, args.device, args.threads, args.batch, fit=args.fit, progress=not args.quiet,
+        on_demand=args.on_demand,
+    )  # fmt: skip
     table.save(out)
     m = table.machine
     print(
-        f"profiled {kinds} block kinds of {space.name} on {m['device']} ({m['device_name']}, "
+        f"profiled {len(table.blocks)} block kinds of {space.name} on {m['device']} "
+        f"({m['device_name']}, "
         f"{m['threads']} thread(s), batch {m['batch']}) in {time.perf_counter() - start:.1f} s; "
         f"constant {table.constant_ms:+.3f} ms (fitted on {len(table.fit)} candidates); "
         f"table: {out}"
@@ -264,6 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--batch", type=int, default=1, help="batch size (default: 1)")
     prof.add_argument("--fit", type=int, default=5, help="whole candidates measured (default: 5)")
     prof.add_argument("--out", required=True, help="the table's JSON file")
+    prof.add_argument(
+        "--on-demand",
+        action="store_true",
+        help="for a space with too many block kinds: time only those of the fit candidates "
+        "(the others are timed when a prediction first needs them)",
+    )
     prof.add_argument("--quiet", action="store_true", help="no progress bar")
     prof.set_defaults(func=_cmd_profile_device)
 

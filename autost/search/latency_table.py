@@ -226,9 +226,12 @@ def profile_space(
     warmup: int = 3,
     repeats: int = 10,
     progress: bool = False,
+    on_demand: bool = False,
 ) -> LatencyTable:
     """Time every block kind of ``space`` on ``device`` and fit the constant on ``fit``
-    candidates drawn with ``seed``, each measured whole."""
+    candidates drawn with ``seed``, each measured whole. A space with more than
+    :data:`MAX_KINDS` kinds is refused, or with ``on_demand`` left to time each kind the first
+    time a prediction needs it."""
     from autost.model.latency import measure_latency
     from autost.training.progress import progress_bar
 
@@ -238,7 +241,12 @@ def profile_space(
     if fit < 1:
         raise AutostError(f"latency table: fit must be >= 1, got {fit}")
     table = LatencyTable(_machine(device, threads, batch), space.name, warmup, repeats)
-    kinds = block_kinds(space)
+    try:
+        kinds = block_kinds(space)
+    except AutostError:
+        if not on_demand:
+            raise
+        kinds = []  # too many to time up front: each is timed the first time it is asked for
     with progress_bar(len(kinds), desc="profiling", unit="block", enabled=progress) as bar:
         for cfg in kinds:
             key = _digest(cfg)
