@@ -135,3 +135,16 @@ def test_a_latency_constraint_with_a_bad_unit_writes_nothing(tmp_path: Path) -> 
     )  # fmt: skip
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert "parsecs" in done.stderr and not out.exists()
+
+
+def test_models_latency_prints_the_measured_latency(capsys: pytest.CaptureFixture[str]) -> None:
+    from autost.cli import main
+
+    assert main(["models", "spikformer-4-384-cifar10", "--latency", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    cached = measure_latency("spikformer-4-384-cifar10", device="cpu", batch=1)
+    assert cached.cached and row["latency_ms"] == cached.median_ms
+    assert main(["models", "spikformer-4-384-cifar10", "--latency"]) == 0
+    out = capsys.readouterr().out
+    assert "latency ms" in out and f"{cached.median_ms:.1f}" in out
+    assert "median of 10 forwards on this CPU" in out

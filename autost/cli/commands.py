@@ -34,18 +34,28 @@ def _cmd_models(args: argparse.Namespace) -> int:
                 "attention": ",".join(sorted(set(cfg.attention))),
             }
         )
+        if args.latency:  # measured here, one preset at a time (cached)
+            measured = autost.measure_latency(cfg, device="cpu", batch=1)
+            rows[-1]["latency_ms"] = measured.median_ms
+            rows[-1]["latency_spread_ms"] = [measured.p10_ms, measured.p90_ms]
+            where = f"{measured.device_name}, {measured.threads} thread(s), batch 1"
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     header = f"{'model':<30} {'params':>12} {'T':>3} {'input':>11} {'classes':>7}  attention"
+    if args.latency:
+        header = header.replace("  attention", f" {'latency ms':>11}  attention")
     print(header)
     print("-" * len(header))
     for row in rows:
         shape = f"{row['in_channels']}x{row['image_size']}x{row['image_size']}"
+        latency = f" {row['latency_ms']:>11.1f}" if args.latency else ""
         print(
             f"{row['name']:<30} {row['params'] / 1e6:>11.2f}M {row['timesteps']:>3} "
-            f"{shape:>11} {row['num_classes']:>7}  {row['attention']}"
+            f"{shape:>11} {row['num_classes']:>7}{latency}  {row['attention']}"
         )
+    if args.latency:
+        print(f"latency: median of 10 forwards on this CPU ({where})")
     return 0
 
 
@@ -244,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     models.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'sdt-*'")
     models.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    models.add_argument(
+        "--latency",
+        action="store_true",
+        help="also measure each preset's latency on this CPU (batch 1; cached)",
+    )
     models.set_defaults(func=_cmd_models)
 
     spaces = sub.add_parser(
