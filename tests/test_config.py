@@ -292,3 +292,11 @@ def test_layer_sides_follow_the_stem_and_the_stages() -> None:
     qk = autost.model.network.resolve_config("qkformer-10-768-imagenet")
     assert qk.stages == (1, 2, 7) and qk.layer_sides == (56, 28, 28) + (14,) * 7
     assert qk.layer_sides[-1] ** 2 == qk.num_tokens
+
+
+def test_every_field_has_exactly_one_single_field_rule() -> None:
+    import dataclasses
+
+    from autost.model.fields import FIELD_NAMES
+
+    assert tuple(sorted(f.name for f in dataclasses.fields(autost.ArchConfig))) == FIELD_NAMES
