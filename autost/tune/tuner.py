@@ -26,33 +26,26 @@ cannot run code, and a run folder that does not open cleanly is refused with not
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import os
-import shutil
 import sys
-import tempfile
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from autost.errors import AutostError
 from autost.io import atomic_write_text
 from autost.model.config import ArchConfig
-from autost.runtime.workdir import private_workdir, sweep
-from autost.tune.record import REPORTED, STUDY_NAME, TrialRecord, public_params
+from autost.runtime.workdir import sweep
+from autost.tune.outputs import TuneResult, collect
+from autost.tune.record import STUDY_NAME, TrialRecord
+from autost.tune.trial import TRIAL_PREFIX, run_trial, trial_architecture
 
 OBJECTIVES = {"accuracy": ("val_acc",), "accuracy,energy": ("val_acc", "energy_mj")}
 EXPERIMENT = "tune"
-#: The prefix of a trial's private working folder in its node's temp dir.
-TRIAL_PREFIX = "autost-trial-"
 #: Seconds a run that stopped its local Ray waits for the trial processes to exit, sweeping.
 SWEEP_WAIT = 10.0
-RUN_FILES = ("checkpoint.pt", "weights.pt", "train.json", "config.json", "metrics.jsonl")
 # settings a resumed run must share with the run it continues
 RESUME_KEYS = (
     "space",
@@ -67,129 +60,6 @@ RESUME_KEYS = (
 )
 
 __all__ = ["OBJECTIVES", "STUDY_NAME", "TrialRecord", "TuneResult", "tune"]
-
-
-@dataclass
-class TuneResult:
-    """What :func:`tune` returns: trials by status (complete ones best first)."""
-
-    out: Path
-    leaderboard: list[TrialRecord]
-    stopped_early: list[TrialRecord]
-    failed: list[TrialRecord]
-    resumed: int = 0  # trials that had finished before this invocation
-
-    @property
-    def best(self) -> TrialRecord:
-        """The first of the leaderboard (see :attr:`at_chance` before trusting it)."""
-        if not self.leaderboard:
-            raise AutostError(f"{self.out}: no trial completed")
-        return self.leaderboard[0]
-
-    @property
-    def at_chance(self) -> bool:
-        """Whether every complete trial ended at chance level (no better than always
-        answering the most frequent class): then the trials tell no candidate apart, and
-        no best trial is picked (no ``best.json``)."""
-        return bool(self.leaderboard) and all(t.at_chance for t in self.leaderboard)
-
-    def summary(self) -> str:
-        """One line: counts by status, the distinct errors of failed trials, and whether
-        every complete trial ended at chance level."""
-        text = (
-            f"{len(self.leaderboard)} complete, {len(self.stopped_early)} stopped early by "
-            f"ASHA, {len(self.failed)} failed"
-        )
-        if self.resumed:
-            text += f" ({self.resumed} of them finished before this resume)"
-        errors = sorted({t.error.splitlines()[-1] if t.error else "?" for t in self.failed})
-        text += f" (errors: {'; '.join(errors)[:500]})" if errors else ""
-        if self.at_chance:
-            chance = max(t.metrics["val_chance"] for t in self.leaderboard)
-            text += (
-                f"; every complete trial ended at chance level (val accuracy at most "
-                f"{self.best.val_acc:.4f}; always answering the most frequent class scores "
-                f"{chance:.4f}), so no best trial is picked: give the trials more epochs"
-            )
-        return text
-
-
-# ------------------------------------------------------------------------------ the trial
-
-
-def trial_architecture(params: dict[str, Any], setup: dict[str, Any]) -> ArchConfig:
-    """The architecture a trial's parameters describe (a finalist, or a point of the space)."""
-    params = public_params(params)
-    if setup["finalists"]:
-        cfg = ArchConfig.from_dict(setup["finalists"][int(params["arch"])])
-    else:
-        from autost.search.space import SearchSpace
-
-        space = SearchSpace.from_dict(setup["space"])
-        arch_params = {k: v for k, v in params.items() if k not in ("lr", "weight_decay")}
-        built = space.build(arch_params)
-        if built is None:
-            raise AutostError(f"the suggested architecture breaks the space: {arch_params}")
-        cfg = built
-    if "timesteps" in params:
-        cfg = cfg.replace(timesteps=int(params["timesteps"]))
-    return cfg
-
-
-def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
-    """A Ray Tune function trainable: a short training that reports every epoch."""
-    import ray.tune
-
-    from autost.training.loop import Distributed, Trainer, resolve_device
-    from autost.training.settings import TrainSettings
-
-    arch = trial_architecture(params, setup)
-    settings = TrainSettings.from_dict(
-        {
-            **setup["settings"],
-            "lr": float(params["lr"]),
-            "weight_decay": float(params["weight_decay"]),
-        }
-    )
-    # A private working folder (Ray reuses trial processes), removed by the next trial on this
-    # node if Ray ends this one without unwinding it; the trial's record is the checkpoint it
-    # reports (all run files), which Ray keeps under out/tune/session-K/<trial>/.
-    with private_workdir(TRIAL_PREFIX) as work:
-        run_dir = work / "run"
-        checkpoint = ray.tune.get_checkpoint()
-        resume_from = params.get("_resume_from")
-        if checkpoint is not None:  # a retry of this trial: continue from its last checkpoint
-            with checkpoint.as_directory() as folder:
-                shutil.copytree(folder, run_dir)
-        elif resume_from:  # a trial a crash interrupted, queued again by a resume
-            shutil.copytree(resume_from, run_dir)
-        resuming = (run_dir / "train.json").exists()
-        reports = 0
-
-        def report(metrics: dict[str, Any], path: Path | None) -> None:
-            nonlocal reports
-            scalars = {k: float(metrics[k]) for k in REPORTED if k in metrics}
-            with tempfile.TemporaryDirectory(dir=work) as tmp:
-                for name in RUN_FILES:
-                    if (run_dir / name).exists():
-                        shutil.copy2(run_dir / name, Path(tmp) / name)
-                ray.tune.report(scalars, checkpoint=ray.tune.Checkpoint.from_directory(tmp))
-            reports += 1
-
-        trainer = Trainer(
-            arch,
-            setup["dataset"],
-            settings,
-            run_dir,
-            root=setup["root"],
-            progress=False,
-            distributed=Distributed(0, 1, resolve_device(settings.device), report),
-        )
-        result = trainer.fit(resume=resuming)
-        if result.status == "completed" and reports == 0 and result.metrics:
-            report(result.final, None)  # its last epoch had run before the crash
-    if result.status != "completed":
-        raise AutostError(result.failure)
 
 
 # ------------------------------------------------------------------------------ driver
@@ -395,7 +265,7 @@ def tune(
             # processes of a local Ray may take a few seconds to exit after its shutdown.
             sweep(TRIAL_PREFIX, wait=SWEEP_WAIT if starts_ray else 0.0)
         finished, _ = read_trials(study, architecture, out / "study.db")
-    return _collect(finished, out, OBJECTIVES[objective], resumed=trials - remaining)
+    return collect(finished, out, OBJECTIVES[objective], resumed=trials - remaining)
 
 
 def _source(space: str | Path | None) -> str | None:
@@ -564,61 +434,3 @@ def _trial_bar(total: int, done: int, enabled: bool) -> Any:
     from autost.training.progress import progress_bar
 
     return progress_bar(total, desc="tune", unit="trial", initial=done, enabled=enabled)
-
-
-def _collect(
-    records: list[TrialRecord], out: Path, metrics: tuple[str, ...], resumed: int
-) -> TuneResult:
-    def rank(t: TrialRecord) -> tuple[float, ...]:
-        values = [t.metrics.get(m, 0.0) for m in metrics]
-        return (-values[0], *values[1:], float(t.number))  # accuracy up, then energy down
-
-    complete = sorted((t for t in records if t.status == "complete"), key=rank)
-    stopped = sorted((t for t in records if t.status == "stopped_early"), key=rank)
-    failed = sorted((t for t in records if t.status == "failed"), key=lambda t: t.number)
-    result = TuneResult(out, complete, stopped, failed, resumed=max(0, resumed))
-    _write_outputs(result)
-    return result
-
-
-def _rows(records: Sequence[TrialRecord]) -> str:
-    columns = ["rank", "trial", "trial_id", "status", "epochs", *REPORTED[1:], "params", "error"]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, columns, extrasaction="ignore")
-    writer.writeheader()
-    for i, t in enumerate(records, 1):
-        writer.writerow(
-            {
-                "rank": i,
-                "trial": t.number,
-                "trial_id": t.trial_id,
-                "status": t.status,
-                "epochs": t.epochs,
-                **t.metrics,
-                "params": json.dumps(t.params, sort_keys=True),
-                "error": t.error.splitlines()[-1] if t.error else "",
-            }
-        )
-    return buffer.getvalue()
-
-
-def _write_outputs(result: TuneResult) -> None:
-    out = result.out
-    atomic_write_text(out / "leaderboard.csv", _rows(result.leaderboard))
-    everything = [*result.leaderboard, *result.stopped_early, *result.failed]
-    atomic_write_text(out / "trials.csv", _rows(everything))
-    if result.at_chance:  # nothing to pick between
-        (out / "best.json").unlink(missing_ok=True)
-    elif result.leaderboard:
-        best = result.leaderboard[0]
-        assert best.config is not None
-        data = {
-            "schema_version": 1,
-            "trial_id": best.trial_id,
-            "trial": best.number,
-            "params": best.params,
-            "metrics": best.metrics,
-            "config": best.config.to_dict(),
-            "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        atomic_write_text(out / "best.json", json.dumps(data, indent=2) + "\n")
