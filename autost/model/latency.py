@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import platform
 import statistics
 import time
@@ -80,8 +81,6 @@ def device_name(device: str) -> str:
                 break
     except OSError:
         pass
-    import os
-
     return f"{model} ({os.cpu_count()} CPUs)"
 
 
@@ -105,7 +104,8 @@ def _cache_folder() -> Path:
     return default_cache_root() / "latency"
 
 
-def _input(config: ArchConfig, batch: int, device: str) -> torch.Tensor:
+def latency_input(config: ArchConfig, batch: int, device: str) -> torch.Tensor:
+    """The fixed input a latency is measured on (see the module docstring)."""
     gen = torch.Generator().manual_seed(0)
     side, channels = config.image_size, config.in_channels
     if channels == 2:  # event frames, time-major, as the event datasets give them
@@ -115,7 +115,8 @@ def _input(config: ArchConfig, batch: int, device: str) -> torch.Tensor:
 
 
 @contextmanager
-def _threads(count: int) -> Iterator[None]:
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with ``count`` torch CPU threads, then restore the count."""
     before = torch.get_num_threads()
     torch.set_num_threads(count)
     try:
@@ -124,7 +125,10 @@ def _threads(count: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _time(model: nn.Module, x: torch.Tensor, device: str, warmup: int, repeats: int) -> list[float]:
+def time_forwards(
+    model: nn.Module, x: torch.Tensor, device: str, warmup: int, repeats: int
+) -> list[float]:
+    """Milliseconds of each of ``repeats`` forwards of ``x`` after ``warmup`` untimed ones."""
     times: list[float] = []
     with torch.inference_mode():
         for _ in range(warmup):
@@ -235,8 +239,8 @@ def measure_latency(
         if found is not None:
             return found
     model = model.to(device).eval()
-    with _threads(threads):
-        times = _time(model, _input(config, batch, device), device, warmup, repeats)
+    with torch_threads(threads):
+        times = time_forwards(model, latency_input(config, batch, device), device, warmup, repeats)
     result = Latency(
         median_ms=float(statistics.median(times)),
         p10_ms=float(_percentile(times, 0.1)),

@@ -33,7 +33,13 @@ from torch import nn
 from autost.errors import AutostError, ConfigError
 from autost.io import atomic_write_text
 from autost.model.config import PER_LAYER_FIELDS, ArchConfig
-from autost.model.latency import _input, _threads, _time, check_device, device_name
+from autost.model.latency import (
+    check_device,
+    device_name,
+    latency_input,
+    time_forwards,
+    torch_threads,
+)
 from autost.search.space import SearchSpace
 from autost.version import __version__
 
@@ -67,17 +73,17 @@ def time_parts(
 
     torch.manual_seed(0)
     model = SpikingTransformer(config).to(device).eval()
-    x = _input(config, batch, device)
+    x = latency_input(config, batch, device)
     seen: list[torch.Tensor] = []
     hook = model.blocks[0].register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
     with torch.inference_mode():
         model(x)
     hook.remove()
     tokens = seen[0]
-    with _threads(threads):
-        block = _time(model.blocks[0], tokens, device, warmup, repeats)
+    with torch_threads(threads):
+        block = time_forwards(model.blocks[0], tokens, device, warmup, repeats)
         model.blocks = nn.ModuleList([nn.Identity()])
-        base = _time(model, x, device, warmup, repeats)
+        base = time_forwards(model, x, device, warmup, repeats)
     return float(statistics.median(base)), float(statistics.median(block))
 
 
